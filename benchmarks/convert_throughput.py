@@ -1,0 +1,107 @@
+r"""Conversion throughput on the real test videos.
+
+  .venv/bin/python benchmarks/convert_throughput.py [--repeats=6]
+
+Links the decodable videos of ../shared/testdata/videos under distinct names
+(repeated to a few dozen), converts them at short side 256 with our converter
+on 1 worker and on all cores, and does the same work with a plain
+single-process loop (decode, resize, JPEG-encode, write) for comparison.
+Prints videos/s and frames/s of each and the ratios.
+"""
+
+import argparse
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import av
+from PIL import Image
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tfrecords_tools import conversion_job  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfrecords_tools import sources  # pylint: disable=wrong-import-position
+from tfrecords_tools import video_conversion  # pylint: disable=wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VIDEOS = os.path.join(os.path.dirname(REPO), 'shared', 'testdata', 'videos')
+DECODABLE = ('kinetics_arm_wrestling.mp4', 'mmaction2_test.mp4',
+             'mmaction2_test.avi', 'kinetics_flipping_pancake.mkv',
+             'rotated_90.mov', 'unordered_pts.mov')
+
+
+def plain_loop(paths, out_path, short_side=256, quality=90):
+  """The obvious single-process converter: no pool, no sharding, no checks."""
+  frames_written = 0
+  with tf.io.TFRecordWriter(out_path) as writer:
+    for path in paths:
+      jpegs = []
+      with av.open(path) as container:
+        for frame in container.decode(video=0):
+          image = frame.to_image()
+          scale = short_side / min(image.size)
+          image = image.resize((round(image.size[0] * scale),
+                                round(image.size[1] * scale)),
+                               Image.BILINEAR)
+          buf = io.BytesIO()
+          image.save(buf, format='JPEG', quality=quality)
+          jpegs.append(buf.getvalue())
+      example = tf.train.SequenceExample()
+      frame_list = example.feature_lists.feature_list['image/encoded']
+      for jpeg in jpegs:
+        frame_list.feature.add().bytes_list.value.append(jpeg)
+      writer.write(example.SerializeToString())
+      frames_written += len(jpegs)
+  return frames_written
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--repeats', type=int, default=6,
+                      help='copies of each decodable test video')
+  parser.add_argument('--videos_dir', default=VIDEOS)
+  args = parser.parse_args()
+  work = tempfile.mkdtemp(prefix='convert_bench_')
+  try:
+    paths = []
+    for r in range(args.repeats):
+      for name in DECODABLE:
+        link = os.path.join(work, 'videos', f'{r:02d}_{name}')
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.join(args.videos_dir, name), link)
+        paths.append(link)
+    tasks = [sources.VideoTask(os.path.basename(p), p, 'x', 'train')
+             for p in paths]
+    options = video_conversion.ConversionOptions(short_side=256)
+    cores = os.cpu_count() or 1
+    rows = []
+    start = time.perf_counter()
+    frames = plain_loop(paths, os.path.join(work, 'plain.tfrecord'))
+    rows.append(('plain single-process loop', time.perf_counter() - start,
+                 frames))
+    for workers in sorted({1, cores}):
+      out = os.path.join(work, f'ours_{workers}')
+      start = time.perf_counter()
+      result = conversion_job.convert(tasks, out, ['x'], options,
+                                      num_shards=4, workers=workers)
+      rows.append((f'convert_videos --workers={workers}',
+                   time.perf_counter() - start, result['frames']))
+    print(f'{len(paths)} videos ({frames} frames) at short side 256, '
+          f'{cores} cores')
+    print(f'{"":34s} {"seconds":>8s} {"videos/s":>9s} {"frames/s":>9s} '
+          f'{"vs plain":>8s}')
+    base = rows[0][1]
+    for name, seconds, n_frames in rows:
+      print(f'{name:34s} {seconds:8.2f} {len(paths) / seconds:9.2f} '
+            f'{n_frames / seconds:9.1f} {base / seconds:7.2f}x')
+    assert all(r[2] == frames for r in rows), 'frame counts differ'
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+  main()

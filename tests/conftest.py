@@ -1,0 +1,56 @@
+"""Shared fixtures: the real test videos in ../shared and small synthetic data."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTDATA_VIDEOS = os.environ.get(
+    'CVRL_TESTDATA_VIDEOS',
+    os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'testdata', 'videos'))
+
+# Expected facts about the real files (see ../shared/testdata/videos/SOURCES.md).
+REAL_VIDEOS = {
+    'kinetics_arm_wrestling.mp4': dict(status='ok', frames=280),
+    'mmaction2_test.mp4': dict(status='ok', frames=300),
+    'mmaction2_test.avi': dict(status='ok', frames=164),
+    'kinetics_flipping_pancake.mkv': dict(status='ok', frames=310),
+    'rotated_90.mov': dict(status='ok', frames=3),
+    'unordered_pts.mov': dict(status='ok', frames=4),
+    'corrupted.mp4': dict(status='corrupt', frames=0),
+}
+
+
+def real_video(name: str) -> str:
+  path = os.path.join(TESTDATA_VIDEOS, name)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'{path} is missing: the tests read the real videos from '
+        '../shared/testdata/videos beside the checkout (or set '
+        'CVRL_TESTDATA_VIDEOS)')
+  return path
+
+
+def run_module(module, *args, check=True, timeout=600):
+  """Runs `python -m module args` from the repo root; returns the result."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
+  result = subprocess.run([sys.executable, '-m', module, *args], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+  if check and result.returncode != 0:
+    raise AssertionError(f'{module} {args} exited {result.returncode}:\n'
+                         f'{result.stdout}\n{result.stderr}')
+  return result
+
+
+@pytest.fixture(scope='session')
+def synthetic_videos(tmp_path_factory):
+  """A small synthetic dataset on disk: 8 classes x 4 videos of 24 frames."""
+  from tfrecords_tools import synthetic  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path_factory.mktemp('synthetic'))
+  synthetic.make_dataset(root, videos_per_class=4, val_fraction=0.25,
+                              num_frames=24, size=32, fps=12, seed=0,
+                              workers=2)
+  return root

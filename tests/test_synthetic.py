@@ -1,0 +1,60 @@
+"""The synthetic dataset: real decodable files, deterministic, motion classes."""
+
+import os
+
+import numpy as np
+
+from tfrecords_tools import synthetic
+from tfrecords_tools import video_decoder as vd
+
+
+def _centre_track(label, seed=3):
+  """Object centre and area per frame: the pixels far from the per-pixel median
+  over time, which is the background wherever the object keeps moving."""
+  frames = synthetic.render_video(label, seed, num_frames=24, size=64)
+  background = np.median(frames, axis=0)
+  centres = []
+  for frame in frames:
+    mask = np.abs(frame.astype(float) - background).sum(-1) > 40
+    ys, xs = np.nonzero(mask)
+    centres.append((ys.mean(), xs.mean(), mask.sum()))
+  return np.array(centres)
+
+
+def test_files_decode_with_the_right_shape(synthetic_videos):
+  with open(os.path.join(synthetic_videos, 'train.csv')) as f:
+    rows = f.read().split()[1:]
+  assert len(rows) == 24
+  rel, _ = rows[0].split(',')
+  decoded = vd.decode_video(os.path.join(synthetic_videos, rel),
+                            vd.DecodeOptions(short_side=0))
+  assert len(decoded.frames) == 24 and decoded.frames[0].shape == (32, 32, 3)
+  assert decoded.fps == 12
+
+
+def test_same_seed_same_video_different_seed_differs():
+  a = synthetic.render_video('grow', 7, 8, 32)
+  np.testing.assert_array_equal(a, synthetic.render_video('grow', 7, 8, 32))
+  assert np.abs(a.astype(int) - synthetic.render_video('grow', 8, 8, 32)).mean(
+  ) > 10
+
+
+def test_the_class_is_the_motion():
+  right = _centre_track('move_right')
+  left = _centre_track('move_left')
+  assert right[-1, 1] - right[0, 1] > 8 and left[-1, 1] - left[0, 1] < -8
+  down = _centre_track('move_down')
+  assert down[-1, 0] - down[0, 0] > 8
+  rng = np.random.default_rng(0)
+  for _ in range(10):
+    grow = np.array(synthetic.trajectory(rng, 'grow', 24, 64))
+    shrink = np.array(synthetic.trajectory(rng, 'shrink', 24, 64))
+    assert grow[-1, 2] > 1.5 * grow[0, 2] and np.all(np.diff(grow[:, 2]) > 0)
+    assert shrink[0, 2] > 1.5 * shrink[-1, 2]
+  # Circling: the sign of the cross product of successive moves (image y is
+  # down, so counter-clockwise on screen has a negative cross product).
+  for label, sign in (('circle_ccw', -1), ('circle_cw', 1)):
+    track = _centre_track(label)[:, :2]
+    steps = np.diff(track, axis=0)
+    cross = steps[:-1, 1] * steps[1:, 0] - steps[:-1, 0] * steps[1:, 1]
+    assert np.sign(np.median(cross)) == sign, label

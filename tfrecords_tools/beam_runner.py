@@ -1,0 +1,56 @@
+"""Runs the conversion as an Apache Beam pipeline.
+
+The same per-video function as the local runner (`video_conversion.convert_video`)
+runs on Beam workers; results are grouped by shard and each shard is written by
+`shards.write_shard` in task order. So a Beam run writes exactly the files a
+local run writes, byte for byte, on DirectRunner here or Dataflow / Flink /
+Spark with the user's pipeline options.
+"""
+
+from typing import List, Sequence
+
+from tfrecords_tools import shards
+from tfrecords_tools import video_conversion
+
+
+def _convert(item, options):
+  shard_index, position, task = item
+  return shard_index, (position, video_conversion.convert_video(task, options))
+
+
+def _write(keyed, output_dir, specs):
+  shard_index, results = keyed
+  ordered = [r for _, r in sorted(results, key=lambda pr: pr[0])]
+  shards.write_shard(output_dir, specs[shard_index], ordered)
+  return shard_index
+
+
+def run(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
+        output_dir: str, options: video_conversion.ConversionOptions,
+        pipeline_args: List[str]) -> None:
+  """Converts the shards whose indices (into `specs`) are in `pending`.
+
+  Args:
+    specs: the full shard plan.
+    pending: indices of shards to write.
+    output_dir: where shards go (local path or gs://).
+    options: conversion options.
+    pipeline_args: Beam pipeline options, e.g. ['--runner=DataflowRunner',
+      '--project=...']; empty means DirectRunner.
+  """
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+
+  items = [(i, pos, task) for i in pending
+           for pos, task in enumerate(specs[i].tasks)]
+  if not items:
+    return
+  opts = pipeline_options.PipelineOptions(pipeline_args)
+  with beam.Pipeline(options=opts) as pipeline:
+    _ = (pipeline
+         | 'Videos' >> beam.Create(items)
+         # Spread videos over workers; one video is the unit of work.
+         | 'Spread' >> beam.Reshuffle()
+         | 'Convert' >> beam.Map(_convert, options)
+         | 'ByShard' >> beam.GroupByKey()
+         | 'WriteShard' >> beam.Map(_write, output_dir, list(specs)))

@@ -1,0 +1,141 @@
+r"""Converts a video dataset into sharded TFRecords of tf.train.SequenceExample.
+
+Kinetics (annotation CSV + a folder of downloaded clips, any layout):
+
+  python -m tfrecords_tools.convert_videos \
+      --input_csv=kinetics600/train.csv --video_root=/data/k600/videos \
+      --output_dir=/data/k600/tfrecords --num_shards=1024
+
+Generic `path,label` CSV, or a folder tree root/<class>/<video>:
+
+  python -m tfrecords_tools.convert_videos --input_csv=ucf101_train.csv \
+      --video_root=/data/UCF-101 --split=train --output_dir=/data/ucf_tfr
+  python -m tfrecords_tools.convert_videos --video_root=/data/my_videos \
+      --split=train --output_dir=/data/my_tfr
+
+At scale, the same per-video function runs on Apache Beam; Beam's own options
+follow, with Beam's `--runner` spelled `--beam_runner`:
+
+  python -m tfrecords_tools.convert_videos --runner=beam ... \
+      --beam_runner=DataflowRunner --project=P --region=R --temp_location=gs://..
+
+Output in --output_dir: `{split}-{i:05d}-of-{n:05d}.tfrecord`, `label_map.txt`,
+`manifest.jsonl` (one row per video with its status), `conversion.json`.
+Bad videos are counted in the manifest and the summary, never fatal. Killing
+the job and running the same command again finishes it with byte-identical
+output. Exit status is non-zero only for a usage error or when no video at all
+was converted.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from tfrecords_tools import conversion_job
+from tfrecords_tools import shards
+from tfrecords_tools import sources
+from tfrecords_tools import video_conversion
+from tfrecords_tools import video_decoder
+
+_INPUT_CSV = flags.DEFINE_string(
+    'input_csv', None,
+    'Annotation CSV. A header "label,youtube_id,time_start,time_end,split'
+    '[,is_cc]" means Kinetics; otherwise rows are "path,label" (optional '
+    'header). Without it, --video_root is read as root/<class>/<video>.')
+_VIDEO_ROOT = flags.DEFINE_string(
+    'video_root', None,
+    'Folder holding the videos. Kinetics: searched recursively for '
+    '{youtube_id}_{start:06d}_{end:06d}.{ext} (trimmed) or {youtube_id}.{ext} '
+    '(untrimmed, cut to [time_start, time_end]). path,label CSV: relative '
+    'paths are resolved under it.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None,
+                                  'Where to write shards (local or gs://).')
+_SPLIT = flags.DEFINE_string(
+    'split', 'train',
+    'Split name for path,label CSVs and folder trees (Kinetics CSVs carry '
+    'their own split column).')
+_LABEL_MAP = flags.DEFINE_string(
+    'label_map', None,
+    'Existing label_map.txt (one class per line, index = line number) to '
+    'reuse so that splits and datasets agree. Default: the sorted set of '
+    'labels in the input.')
+_FPS = flags.DEFINE_float(
+    'fps', 0.0, 'Resample to this frame rate; 0 keeps the source rate.')
+_SHORT_SIDE = flags.DEFINE_integer(
+    'short_side', 256,
+    'Resize frames so the shorter side has this many pixels; 0 keeps size.')
+_JPEG_QUALITY = flags.DEFINE_integer('jpeg_quality', 90,
+                                     'JPEG quality of stored frames, 1-100.')
+_NUM_SHARDS = flags.DEFINE_integer(
+    'num_shards', 8, 'Shards per split (fewer if the split has fewer videos).')
+_WORKERS = flags.DEFINE_integer(
+    'workers', 0, 'Decoding processes for --runner=local; 0 means all cores.')
+_RUNNER = flags.DEFINE_enum(
+    'runner', 'local', ['local', 'beam'],
+    'local: a process pool on this machine. beam: an Apache Beam pipeline '
+    '(DirectRunner unless --beam_runner says otherwise).')
+_BEAM_RUNNER = flags.DEFINE_string(
+    'beam_runner', None,
+    'Beam runner, e.g. DataflowRunner; other unknown flags go to Beam.')
+_KEEP_PARTIAL = flags.DEFINE_bool(
+    'keep_partial', False,
+    'Keep the frames decoded before a decoding error (status ok, error noted '
+    'in the manifest) instead of marking the video corrupt.')
+_MIN_FRAMES = flags.DEFINE_integer(
+    'min_frames', 1, 'Videos with fewer decoded frames are too_short.')
+
+def main(argv):
+  beam_args = list(argv[1:])
+  if _BEAM_RUNNER.value:
+    beam_args.append(f'--runner={_BEAM_RUNNER.value}')
+  if beam_args and _RUNNER.value != 'beam':
+    raise app.UsageError(f'unknown arguments {beam_args} (only Beam options '
+                         'are passed through, with --runner=beam)')
+  if not _OUTPUT_DIR.value:
+    raise app.UsageError('--output_dir is required')
+  if not 1 <= _JPEG_QUALITY.value <= 100:
+    raise app.UsageError(f'--jpeg_quality must be in [1, 100], got '
+                         f'{_JPEG_QUALITY.value}')
+  if _NUM_SHARDS.value < 1:
+    raise app.UsageError(f'--num_shards must be >= 1, got {_NUM_SHARDS.value}')
+  try:
+    tasks = conversion_job.read_tasks(_INPUT_CSV.value, _VIDEO_ROOT.value,
+                                      _SPLIT.value)
+    if not tasks:
+      raise conversion_job.UsageError('the input lists no videos')
+    labels = (sources.read_label_map(_LABEL_MAP.value) if _LABEL_MAP.value
+              else sources.build_label_map(tasks))
+    options = video_conversion.ConversionOptions(
+        fps=_FPS.value, short_side=_SHORT_SIDE.value,
+        jpeg_quality=_JPEG_QUALITY.value, min_frames=_MIN_FRAMES.value,
+        keep_partial=_KEEP_PARTIAL.value)
+    result = conversion_job.convert(
+        tasks, _OUTPUT_DIR.value, labels, options, _NUM_SHARDS.value,
+        runner=_RUNNER.value, workers=_WORKERS.value or os.cpu_count() or 1,
+        beam_args=beam_args)
+  except (conversion_job.UsageError, sources.SourceError, OSError) as e:
+    print(f'convert_videos: error: {e}', file=sys.stderr)
+    return 2
+  summary = video_conversion.format_summary(result['counts'], result['frames'])
+  print(f'convert_videos: {summary}')
+  print(f'convert_videos: manifest: '
+        f'{os.path.join(_OUTPUT_DIR.value, shards.MANIFEST_FILE)}')
+  failed = [r for r in result['rows'] if r['status'] != video_decoder.OK]
+  for row in failed[:20]:
+    print(f"  {row['status']}: {row['id']} ({row['path']}): {row['error']}")
+  if len(failed) > 20:
+    print(f'  ... and {len(failed) - 20} more in the manifest')
+  if result['counts'][video_decoder.OK] == 0:
+    print('convert_videos: error: no video was converted', file=sys.stderr)
+    return 1
+  return 0
+
+
+def run_main():
+  app.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+
+
+if __name__ == '__main__':
+  run_main()
