@@ -24,7 +24,8 @@ def _load_build():
 
   env = {kind: rule(kind) for kind in RULES}
   env.update(load=lambda *args: None, package=lambda **kw: None,
-             requirement=lambda name: f'@pypi//{name}')
+             requirement=lambda name: f'@pypi//{name}',
+             glob=lambda patterns: [])
   with open(os.path.join(REPO_ROOT, 'BUILD')) as f:
     exec(compile(f.read(), 'BUILD', 'exec'), env)  # pylint: disable=exec-used
   return targets

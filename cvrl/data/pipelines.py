@@ -1,0 +1,195 @@
+"""tf.data input pipelines: pretraining (two views), training and testing.
+
+Phases (DMVR style): source -> shuffle -> enumerate -> per-example
+[sample frame indices -> gather the encoded frames -> decode the crop window
+-> augment] -> batch -> arrange views -> cast.
+
+Randomness is stateless and keyed by (config.seed, input pipeline id,
+position of the example in this pipeline's stream, view). The same seed gives
+the same batches, another seed other batches, and skipping the first k
+examples (`skip_examples`) gives exactly the batches an uninterrupted job sees
+after them, because no random state is carried from one example to the next.
+
+  dataset = pipelines.build_dataset(config, input_context)
+  # pretrain: {'image': [2B, T, S, S, 3] (views 1 then views 2), 'label': [B]}
+  # train:    {'image': [B, T, S, S, 3], 'label': [B]}
+  # test:     {'image': [B, clips * crops, T, S', S', 3], 'label': [B]}
+"""
+
+from typing import Dict, Optional
+
+import tensorflow as tf
+
+from cvrl.configs import video_data
+from cvrl.data import clip_augment
+from cvrl.data import temporal_sampling as ts
+from cvrl.data import video_sources
+
+# Keeps seeds of different input pipelines apart.
+_PIPELINE_SALT = 1_000_003
+
+
+def example_seed(seed: int, pipeline_id: int, position) -> tf.Tensor:
+  """The stateless seed [2] of the example at `position` of a pipeline."""
+  base = tf.constant([seed, seed * _PIPELINE_SALT + pipeline_id], tf.int64)
+  return tf.random.experimental.stateless_fold_in(
+      base, tf.cast(position, tf.int64))
+
+
+def _augment_static(encoded, seed, view, config, **kwargs) -> tf.Tensor:
+  """augment_clip with the static output shape TPUs need."""
+  clip = clip_augment.augment_clip(
+      encoded, seed, view, config.crop_size,
+      cropped_decode_max_area=config.cropped_decode_max_area,
+      use_xla=config.xla_augment, **kwargs)
+  return tf.ensure_shape(
+      clip, [config.num_frames, config.crop_size, config.crop_size, 3])
+
+
+def pretrain_views(example: Dict[str, tf.Tensor], seed,
+                   config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
+  """Two augmented clips of one video: {'image': [2, T, S, S, 3], ...}."""
+  time_seed, seed_1, seed_2 = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 3))
+  frames = example['frames']
+  length = tf.shape(frames)[0]
+  start_1, start_2, _ = ts.two_clip_starts(
+      time_seed, length, config.num_frames, config.frame_stride,
+      enabled=config.temporal.enabled, shape=config.temporal.gap_shape,
+      power=config.temporal.gap_power)
+  spatial = config.spatial
+  views = []
+  for start, view_seed, view in ((start_1, seed_1, spatial.view_1),
+                                 (start_2, seed_2, spatial.view_2)):
+    indices = ts.clip_indices(start, length, config.num_frames,
+                              config.frame_stride, config.temporal.short_video)
+    views.append(_augment_static(
+        tf.gather(frames, indices), view_seed, view, config,
+        spatial_enabled=spatial.enabled,
+        temporally_consistent=spatial.temporally_consistent))
+  return {'image': tf.stack(views), 'label': example['label']}
+
+
+def train_clip(example: Dict[str, tf.Tensor], seed,
+               config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
+  """One clip at a uniform start with crop and flip: [T, S, S, 3]."""
+  time_seed, view_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 2))
+  frames = example['frames']
+  length = tf.shape(frames)[0]
+  start = ts.random_start(time_seed, length, config.num_frames,
+                          config.frame_stride)
+  indices = ts.clip_indices(start, length, config.num_frames,
+                            config.frame_stride, config.temporal.short_video)
+  image = _augment_static(tf.gather(frames, indices), view_seed,
+                          config.train_view, config)
+  return {'image': image, 'label': example['label']}
+
+
+def test_views(example: Dict[str, tf.Tensor], seed,
+               config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
+  """clips x crops views of one video, kept together.
+
+  Returns {'image': [clips * crops, T, S', S', 3]} ordered clip-major (all
+  crops of clip 0, then clip 1, ...), S' = test_short_side.
+  """
+  del seed  # deterministic
+  frames = example['frames']
+  length = tf.shape(frames)[0]
+  starts = ts.evenly_spaced_starts(length, config.num_test_clips,
+                                   config.num_frames, config.frame_stride)
+  side = config.test_short_side
+  views = []
+  for c in range(config.num_test_clips):
+    indices = ts.clip_indices(starts[c], length, config.num_frames,
+                              config.frame_stride, config.temporal.short_video)
+    images = clip_augment.decode_frames(tf.gather(frames, indices))
+    images = clip_augment.resize_short_side(images, side) / 255.0
+    views.append(clip_augment.three_crops(images, side,
+                                          config.num_test_crops))
+  image = tf.concat(views, axis=0)
+  image = tf.ensure_shape(image, [
+      config.num_test_clips * config.num_test_crops, config.num_frames, side,
+      side, 3])
+  return {'image': tf.clip_by_value(image, 0.0, 1.0), 'label': example['label']}
+
+
+_PROCESSORS = {
+    'pretrain': pretrain_views,
+    'train': train_clip,
+    'test': test_views,
+}
+
+
+def _arrange_batch(batch: Dict[str, tf.Tensor],
+                   config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
+  """Normalises, casts, and lays out the two views of a pretraining batch."""
+  image = batch['image']
+  if config.zero_centering:
+    image = image * 2.0 - 1.0
+  image = tf.cast(image, config.dtype)
+  if config.mode != 'pretrain':
+    return {'image': image, 'label': batch['label']}
+  if config.output_layout == 'dict':
+    return {'view_1': image[:, 0], 'view_2': image[:, 1],
+            'label': batch['label']}
+  # [B, 2, ...] -> [2, B, ...] -> [2B, ...]: all first views, then all second.
+  perm = [1, 0] + list(range(2, image.shape.rank))
+  image = tf.transpose(image, perm)
+  image = tf.reshape(image, [-1] + image.shape[2:].as_list())
+  return {'image': image, 'label': batch['label']}
+
+
+def source_dataset(config: video_data.VideoDataConfig,
+                   input_context: Optional[tf.distribute.InputContext] = None
+                   ) -> tf.data.Dataset:
+  """{'frames', 'label'} of this pipeline, shuffled and repeated if training."""
+  training = config.mode != 'test'
+  seed = config.seed or 0
+  repeat = training and config.repeat
+  if config.tfds_name:
+    dataset = video_sources.tfds_dataset(
+        config.tfds_name, config.tfds_split or 'train', config.tfds_data_dir,
+        frames_key=config.tfds_frames_key, label_key=config.tfds_label_key,
+        shuffle_files=training, seed=seed, repeat=repeat,
+        input_context=input_context)
+  else:
+    dataset = video_sources.tfrecord_dataset(
+        config.input_path, shuffle_files=training, seed=seed, repeat=repeat,
+        cycle_length=config.cycle_length, input_context=input_context)
+  if training and config.shuffle_buffer_size > 1:
+    dataset = dataset.shuffle(config.shuffle_buffer_size, seed=seed + 1,
+                              reshuffle_each_iteration=True)
+  return dataset
+
+
+def build_dataset(config: video_data.VideoDataConfig,
+                  input_context: Optional[tf.distribute.InputContext] = None
+                  ) -> tf.data.Dataset:
+  """The batched pipeline for `config.mode`; batch = per-replica batch size."""
+  config.validate()
+  batch_size = (input_context.get_per_replica_batch_size(
+      config.global_batch_size) if input_context else config.global_batch_size)
+  pipeline_id = input_context.input_pipeline_id if input_context else 0
+  process = _PROCESSORS[config.mode]
+  seed = config.seed or 0
+
+  def process_at(position, example):
+    return process(example, example_seed(seed, pipeline_id, position), config)
+
+  dataset = source_dataset(config, input_context).enumerate()
+  if config.skip_examples:
+    dataset = dataset.skip(config.skip_examples)
+  dataset = dataset.map(
+      process_at,
+      num_parallel_calls=(tf.data.AUTOTUNE if config.num_parallel_calls < 0
+                          else config.num_parallel_calls),
+      deterministic=True)
+  dataset = dataset.batch(batch_size, drop_remainder=config.drop_remainder)
+  dataset = dataset.map(lambda b: _arrange_batch(b, config),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  options = tf.data.Options()
+  options.deterministic = True
+  options.experimental_optimization.map_parallelization = True
+  dataset = dataset.with_options(options)
+  return dataset.prefetch(config.prefetch_buffer_size or tf.data.AUTOTUNE)

@@ -1,0 +1,212 @@
+"""The assembled tf.data pipelines: layout, determinism, resuming, protocols."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from cvrl.configs import video_data
+from cvrl.data import pipelines
+from cvrl.data import video_sources
+from tests import video_records
+
+T, S = 4, 32
+
+
+def _config(path, **overrides):
+  config = video_data.VideoDataConfig(
+      input_path=path, global_batch_size=2, num_frames=T, frame_stride=2,
+      crop_size=S, seed=7, shuffle_buffer_size=4)
+  return config.replace(**overrides) if overrides else config
+
+
+def _take(config, n, input_context=None):
+  dataset = pipelines.build_dataset(config, input_context)
+  return [{k: v.numpy() for k, v in b.items()} for b in dataset.take(n)]
+
+
+@pytest.fixture(scope='module')
+def textured_file(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp('rec') / 'videos.tfrecord')
+  videos = [([video_records.textured_frame(48, 64, seed=10 * v + k)
+              for k in range(20 + 3 * v)], v % 3) for v in range(8)]
+  return video_records.write_records(path, videos)
+
+
+@pytest.fixture(scope='module')
+def index_file(tmp_path_factory):
+  """Videos of flat frames whose brightness encodes the frame index."""
+  path = str(tmp_path_factory.mktemp('rec') / 'index.tfrecord')
+  videos = [(video_records.index_frames(60), v) for v in range(4)]
+  return video_records.write_records(path, videos)
+
+
+def test_pretrain_layout_first_views_first(textured_file):
+  stacked = _take(_config(textured_file), 2)
+  as_dict = _take(_config(textured_file, output_layout='dict'), 2)
+  for a, b in zip(stacked, as_dict):
+    assert a['image'].shape == (4, T, S, S, 3) and a['label'].shape == (2,)
+    np.testing.assert_array_equal(a['image'][:2], b['view_1'])
+    np.testing.assert_array_equal(a['image'][2:], b['view_2'])
+    assert 0.0 <= a['image'].min() and a['image'].max() <= 1.0
+
+
+def test_same_seed_same_batches_other_seed_differs(textured_file):
+  a = _take(_config(textured_file), 3)
+  b = _take(_config(textured_file), 3)
+  c = _take(_config(textured_file, seed=8), 3)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x['image'], y['image'])
+  assert any(np.abs(x['image'] - z['image']).mean() > 1e-3
+             for x, z in zip(a, c))
+
+
+def test_restart_at_step_k_sees_the_same_batches(textured_file):
+  full = _take(_config(textured_file), 6)
+  resumed = _take(_config(textured_file, skip_examples=3 * 2), 3)
+  for x, y in zip(full[3:], resumed):
+    np.testing.assert_array_equal(x['image'], y['image'])
+    np.testing.assert_array_equal(x['label'], y['label'])
+
+
+def test_eager_equals_the_same_op_inside_tf_data(textured_file):
+  config = _config(textured_file, shuffle_buffer_size=1, global_batch_size=1,
+                   output_layout='dict')
+  batches = _take(config, 3)
+  records = list(tf.data.TFRecordDataset(textured_file).take(3))
+  for position, (record, batch) in enumerate(zip(records, batches)):
+    example = video_sources.parse_record(record)
+    seed = pipelines.example_seed(7, 0, position)
+    eager = pipelines.pretrain_views(example, seed, config)['image'].numpy()
+    np.testing.assert_allclose(eager[0], batch['view_1'][0], atol=1e-6)
+    np.testing.assert_allclose(eager[1], batch['view_2'][0], atol=1e-6)
+
+
+def test_frame_indices_through_the_whole_pipeline(index_file):
+  config = _config(index_file, num_frames=8, frame_stride=2)
+  config.spatial.enabled = False  # centre crop only: brightness = frame index
+  for batch in _take(config, 4):
+    views = batch['image'].reshape(2, 2, 8, S, S, 3)
+    idx = video_records.frame_index_of(views.mean(axis=(3, 4, 5)))
+    for clip in idx.reshape(-1, 8):
+      np.testing.assert_array_equal(np.diff(clip), 2)  # stride 2, no wrap
+    assert np.all(idx[1, :, 0] >= 0) and np.all(idx.max() < 60)
+  train = _take(_config(index_file, mode='train', num_frames=16), 2)
+  for batch in train:
+    idx = video_records.frame_index_of(batch['image'].mean(axis=(2, 3, 4)))
+    for clip in idx:
+      np.testing.assert_array_equal(np.diff(clip), 2)
+
+
+def test_test_mode_keeps_30_views_together_and_matches_a_hand_computation(
+    index_file):
+  config = _config(index_file, mode='test', num_frames=8, frame_stride=2,
+                   test_short_side=S, num_test_clips=10, num_test_crops=3)
+  batches = _take(config, 2)
+  assert len(batches) == 2 and batches[0]['image'].shape == (2, 30, 8, S, S, 3)
+  image = batches[0]['image'][0]
+  # Clip c starts at round(c * (60 - 15) / 9); frames are flat, so every crop
+  # of a clip shows the same frame brightness.
+  starts = np.round(np.linspace(0, 60 - 15, 10)).astype(int)
+  idx = video_records.frame_index_of(image.mean(axis=(2, 3, 4)))
+  for c in range(10):
+    for crop in range(3):
+      np.testing.assert_array_equal(idx[3 * c + crop],
+                                    starts[c] + 2 * np.arange(8))
+  np.testing.assert_array_equal(batches[0]['label'], [0, 1])  # file order
+
+
+def test_test_crops_cover_the_long_side(textured_file):
+  config = _config(textured_file, mode='test', num_frames=2,
+                   test_short_side=S, num_test_clips=1, num_test_crops=3)
+  views = _take(config, 1)[0]['image'][0]  # [3, 2, S, S, 3]
+  frame = tf.io.decode_jpeg(next(iter(
+      tf.data.TFRecordDataset(textured_file).map(video_sources.parse_record)
+  ))['frames'][0]).numpy()
+  resized = tf.image.resize(frame[None], [S, 43]).numpy()[0] / 255.0
+  np.testing.assert_allclose(views[0, 0], resized[:, :S], atol=1e-5)
+  np.testing.assert_allclose(views[2, 0], resized[:, -S:], atol=1e-5)
+
+
+def test_input_context_shards_disjoint_parts(tmp_path):
+  files = []
+  for f in range(4):
+    videos = [(video_records.index_frames(4), 10 * f + v) for v in range(2)]
+    files.append(video_records.write_records(str(tmp_path / f'{f}.tfrecord'),
+                                             videos))
+  labels = []
+  for pipeline_id in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2,
+                                         input_pipeline_id=pipeline_id,
+                                         num_replicas_in_sync=2)
+    config = _config(str(tmp_path / '*.tfrecord'), mode='test',
+                     test_short_side=S, num_test_clips=1, num_test_crops=1,
+                     global_batch_size=2)
+    labels.append(sorted(l for b in _take(config, 10, context)
+                         for l in b['label']))
+  assert len(labels[0]) == len(labels[1]) == 4  # per-replica batch 1
+  assert not set(labels[0]) & set(labels[1])
+  assert sorted(labels[0] + labels[1]) == [0, 1, 10, 11, 20, 21, 30, 31]
+
+
+def test_short_and_one_frame_videos_go_through(tmp_path):
+  videos = [([video_records.textured_frame(seed=1)], 0),
+            (video_records.index_frames(3), 1)]
+  path = video_records.write_records(str(tmp_path / 'short.tfrecord'), videos)
+  for policy in ('loop', 'pad'):
+    config = _config(path, num_frames=16)
+    config.temporal.short_video = policy
+    batch = _take(config, 1)[0]
+    assert batch['image'].shape == (4, 16, S, S, 3)
+    assert np.isfinite(batch['image']).all()
+
+
+def test_bad_records_fail_naming_the_feature(tmp_path):
+  good = video_records.encode(video_records.textured_frame())
+  no_frames = str(tmp_path / 'empty.tfrecord')
+  with tf.io.TFRecordWriter(no_frames) as w:
+    w.write(video_records.sequence_example([], 0))
+  garbage = str(tmp_path / 'garbage.tfrecord')
+  with tf.io.TFRecordWriter(garbage) as w:
+    w.write(video_records.sequence_example([good] * 3 + [b'junk'] * 30, 0))
+  truncated = str(tmp_path / 'truncated.tfrecord')
+  with tf.io.TFRecordWriter(truncated) as w:
+    w.write(video_records.sequence_example([good[:len(good) // 2]] * 30, 0))
+  for path in (no_frames, garbage, truncated):
+    with pytest.raises(tf.errors.InvalidArgumentError, match='image/encoded'):
+      _take(_config(path, global_batch_size=1), 1)
+
+
+def test_missing_input_fails_naming_the_pattern(tmp_path):
+  with pytest.raises(video_sources.InputError, match='nothing-here'):
+    _take(_config(str(tmp_path / 'nothing-here-*.tfrecord')), 1)
+
+
+def test_tfds_source_with_mock_data():
+  with tfds.testing.mock_data(num_examples=4):
+    config = video_data.VideoDataConfig(
+        tfds_name='ucf101', tfds_split='train', global_batch_size=2,
+        num_frames=T, crop_size=S, seed=3)
+    batch = _take(config, 1)[0]
+  assert batch['image'].shape == (4, T, S, S, 3)
+  assert batch['label'].shape == (2,) and batch['label'].dtype == np.int32
+
+
+def test_bfloat16_and_zero_centering(textured_file):
+  batch = _take(_config(textured_file, dtype='bfloat16',
+                        zero_centering=True), 1)[0]
+  assert batch['image'].dtype == tf.bfloat16.as_numpy_dtype
+  image = batch['image'].astype(np.float32)
+  assert image.min() < -0.5 and image.max() <= 1.0
+
+
+def test_config_values_are_checked_by_name():
+  config = _config('x')
+  with pytest.raises(video_data.ConfigError, match='spatial.view_2.flip_prob'):
+    config.replace(spatial={'view_2': {'flip_prob': 1.5}}).validate()
+  with pytest.raises(video_data.ConfigError, match='temporal.gap_shape'):
+    config.replace(temporal={'gap_shape': 'sideways'}).validate()
+  with pytest.raises(video_data.ConfigError, match='mode'):
+    config.replace(mode='finetune').validate()
+  with pytest.raises(KeyError, match='gap_shap'):
+    config.replace(temporal={'gap_shap': 'uniform'})
