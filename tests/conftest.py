@@ -23,6 +23,22 @@ REAL_VIDEOS = {
 }
 
 
+def pytest_configure(config):
+  """Two logical CPU devices for the multi-replica tests.
+
+  This must happen before TensorFlow initialises its devices, so it is done
+  once per test process, here; single-device code still runs on CPU:0.
+  """
+  del config
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  cpus = tf.config.list_physical_devices('CPU')
+  tf.config.set_logical_device_configuration(
+      cpus[0], [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS)
+
+
+NUM_LOGICAL_CPUS = 2
+
+
 def real_video(name: str) -> str:
   path = os.path.join(TESTDATA_VIDEOS, name)
   if not os.path.isfile(path):
@@ -54,3 +70,22 @@ def synthetic_videos(tmp_path_factory):
                               num_frames=24, size=32, fps=12, seed=0,
                               workers=2)
   return root
+
+
+_MIRRORED = []
+
+
+@pytest.fixture
+def mirrored_strategy():
+  """One MirroredStrategy over the 2 logical CPUs, shared by the process.
+
+  Several MirroredStrategy objects in one process reuse collective instance
+  keys and their collectives then abort, so every test gets the same one.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not _MIRRORED:
+    cpus = tf.config.list_logical_devices('CPU')
+    assert len(cpus) >= NUM_LOGICAL_CPUS
+    _MIRRORED.append(tf.distribute.MirroredStrategy(
+        [d.name for d in cpus[:NUM_LOGICAL_CPUS]]))
+  return _MIRRORED[0]

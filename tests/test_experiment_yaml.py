@@ -2,10 +2,14 @@
 
 import glob
 import os
+import re
 
 import pytest
 import yaml
 
+from official.core import exp_factory
+
+from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
 from cvrl.configs import video_data
 from tests.conftest import REPO_ROOT
 
@@ -31,3 +35,34 @@ def test_ablation_overrides_the_train_data_config(path):
   config.validate()
   assert config.as_dict() != video_data.VideoDataConfig(
       input_path='x', global_batch_size=8).as_dict()
+
+
+PAPER_RUNS = sorted(glob.glob(os.path.join(REPO_ROOT, 'experiments',
+                                           'pretrain_*.yaml')))
+
+
+def test_the_papers_runs_are_all_there():
+  names = {os.path.basename(p)[:-5] for p in PAPER_RUNS}
+  assert {'pretrain_k400_r3d50_800ep', 'pretrain_k400_r3d50_200ep',
+          'pretrain_k400_r3d101_800ep', 'pretrain_k600_r3d50_800ep',
+          'pretrain_k600_r3d50_200ep', 'pretrain_k600_r3d152x2_800ep'} <= names
+
+
+@pytest.mark.parametrize('path', PAPER_RUNS, ids=os.path.basename)
+def test_paper_run_applies_to_its_experiment(path):
+  with open(path) as f:
+    text = f.read()
+  experiment = re.search(r'--experiment=(\w+)', text).group(1)
+  assert f'--config_file=experiments/{os.path.basename(path)}' in text
+  config = exp_factory.get_exp_config(experiment)
+  config.override(yaml.safe_load(text), is_strict=True)
+  config.validate()
+  config.task.validate()
+  name = os.path.basename(path)
+  backbone = config.task.model.backbone.cvrl_r3d
+  depth = int(re.search(r'r3d(\d+)', name).group(1))
+  assert backbone.depth == depth
+  assert backbone.width_multiplier == (2.0 if 'x2' in name else 1.0)
+  epochs = int(re.search(r'(\d+)ep', name).group(1))
+  steps_per_epoch = config.task.train_data.num_examples // 1024
+  assert config.trainer.train_steps == epochs * steps_per_epoch

@@ -63,7 +63,7 @@ def test_same_seed_same_batches_other_seed_differs(textured_file):
 
 def test_restart_at_step_k_sees_the_same_batches(textured_file):
   full = _take(_config(textured_file), 6)
-  resumed = _take(_config(textured_file, skip_examples=3 * 2), 3)
+  resumed = _take(_config(textured_file, start_step=3), 3)
   for x, y in zip(full[3:], resumed):
     np.testing.assert_array_equal(x['image'], y['image'])
     np.testing.assert_array_equal(x['label'], y['label'])

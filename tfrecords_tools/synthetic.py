@@ -25,9 +25,12 @@ CLASSES = ('circle_ccw', 'circle_cw', 'grow', 'move_down', 'move_left',
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-  """A smooth random colour texture, uint8 [H, W, 3]."""
+  """A random texture, uint8 [H, W, 3]: a smooth colour field plus a strong
+  grey-level pattern (oriented stripes of random frequency, optionally
+  crossed), so that a video stays recognisable after colour jitter and
+  greyscale, as real scenes do."""
   cells = rng.integers(2, 6)
-  coarse = rng.uniform(0, 255, size=(cells, cells, 3))
+  coarse = rng.uniform(40, 215, size=(cells, cells, 3))
   ys = np.linspace(0, cells - 1, height)
   xs = np.linspace(0, cells - 1, width)
   y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
@@ -36,10 +39,16 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
   smooth = ((1 - wy) * (1 - wx) * coarse[y0][:, x0] +
             (1 - wy) * wx * coarse[y0][:, x1] +
             wy * (1 - wx) * coarse[y1][:, x0] + wy * wx * coarse[y1][:, x1])
-  stripes = rng.uniform(0, 60) * np.sin(
-      np.arange(width)[None, :, None] * rng.uniform(0.2, 1.2) +
-      np.arange(height)[:, None, None] * rng.uniform(0.2, 1.2))
-  return np.clip(smooth + stripes, 0, 255).astype(np.uint8)
+  yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+  pattern = np.zeros((height, width))
+  for _ in range(rng.integers(1, 3)):
+    angle = rng.uniform(0, np.pi)
+    period = rng.uniform(4.0, 16.0) * height / 64
+    phase = rng.uniform(0, 2 * np.pi)
+    pattern += np.sin(2 * np.pi * (np.cos(angle) * xx + np.sin(angle) * yy) /
+                      period + phase)
+  pattern = np.sign(pattern) * rng.uniform(50, 90)
+  return np.clip(smooth + pattern[:, :, None], 0, 255).astype(np.uint8)
 
 
 def trajectory(rng, label: str, num_frames: int,

@@ -29,13 +29,14 @@ class ConfigError(ValueError):
   """A config value out of its range; the message names the field."""
 
 
-def _check(condition: bool, field: str, value, expected: str) -> None:
+def check(condition: bool, field: str, value, expected: str) -> None:
+  """Raises ConfigError naming `field` unless `condition` holds."""
   if not condition:
     raise ConfigError(f'{field}={value!r}: expected {expected}')
 
 
 def _check_range(field: str, pair, low: float, high: float) -> None:
-  _check(len(pair) == 2 and low <= pair[0] <= pair[1] <= high, field, pair,
+  check(len(pair) == 2 and low <= pair[0] <= pair[1] <= high, field, pair,
          f'(min, max) with {low} <= min <= max <= {high}')
 
 
@@ -58,10 +59,10 @@ class TemporalSamplingConfig(hyperparams.Config):
   short_video: str = 'loop'
 
   def validate(self, prefix: str = 'temporal') -> None:
-    _check(self.gap_shape in GAP_SHAPES, f'{prefix}.gap_shape',
+    check(self.gap_shape in GAP_SHAPES, f'{prefix}.gap_shape',
            self.gap_shape, f'one of {GAP_SHAPES}')
-    _check(self.gap_power > 0, f'{prefix}.gap_power', self.gap_power, '> 0')
-    _check(self.short_video in SHORT_VIDEO_POLICIES, f'{prefix}.short_video',
+    check(self.gap_power > 0, f'{prefix}.gap_power', self.gap_power, '> 0')
+    check(self.short_video in SHORT_VIDEO_POLICIES, f'{prefix}.short_video',
            self.short_video, f'one of {SHORT_VIDEO_POLICIES}')
 
 
@@ -90,11 +91,11 @@ class ViewAugmentationConfig(hyperparams.Config):
     for name in ('flip_prob', 'color_jitter_prob', 'grayscale_prob',
                  'blur_prob', 'solarize_prob'):
       value = getattr(self, name)
-      _check(0.0 <= value <= 1.0, f'{prefix}.{name}', value, 'in [0, 1]')
+      check(0.0 <= value <= 1.0, f'{prefix}.{name}', value, 'in [0, 1]')
     for name in ('brightness', 'contrast', 'saturation'):
       value = getattr(self, name)
-      _check(0.0 <= value <= 1.0, f'{prefix}.{name}', value, 'in [0, 1]')
-    _check(0.0 <= self.hue <= 0.5, f'{prefix}.hue', self.hue, 'in [0, 0.5]')
+      check(0.0 <= value <= 1.0, f'{prefix}.{name}', value, 'in [0, 1]')
+    check(0.0 <= self.hue <= 0.5, f'{prefix}.hue', self.hue, 'in [0, 0.5]')
 
 
 def crop_and_flip_only(area_range=(0.3, 1.0)) -> ViewAugmentationConfig:
@@ -154,10 +155,13 @@ class VideoDataConfig(cfg.DataConfig):
   # rounding, about 3x faster on CPU hosts).
   xla_augment: bool = True
   num_parallel_calls: int = -1  # tf.data.AUTOTUNE
-  # Examples of this host's stream to skip: resume at step k with
-  # k * per-host batch size, and see exactly the batches an uninterrupted job
-  # sees (all randomness is keyed by stream position).
-  skip_examples: int = 0
+  # Training steps already taken: each input pipeline skips the examples it
+  # fed them (start_step x its share of the global batch) and yields exactly
+  # the batches an uninterrupted job sees next, because all randomness is
+  # keyed by stream position. `train.py` sets it from the checkpoint.
+  start_step: int = 0
+  # Size of the split, for epoch-based step counts (-1: unknown).
+  num_examples: int = -1
   repeat: bool = True
   # TFDS sources: feature names of the encoded frames and the label.
   tfds_frames_key: str = 'video'
@@ -171,27 +175,26 @@ class VideoDataConfig(cfg.DataConfig):
 
   def validate(self) -> None:
     """Raises ConfigError naming the first field out of its range."""
-    _check(self.mode in MODES, 'mode', self.mode, f'one of {MODES}')
-    _check(self.num_frames >= 1, 'num_frames', self.num_frames, '>= 1')
-    _check(self.frame_stride >= 1, 'frame_stride', self.frame_stride, '>= 1')
-    _check(self.crop_size >= 8, 'crop_size', self.crop_size, '>= 8')
-    _check(self.test_short_side >= self.crop_size, 'test_short_side',
+    check(self.mode in MODES, 'mode', self.mode, f'one of {MODES}')
+    check(self.num_frames >= 1, 'num_frames', self.num_frames, '>= 1')
+    check(self.frame_stride >= 1, 'frame_stride', self.frame_stride, '>= 1')
+    check(self.crop_size >= 8, 'crop_size', self.crop_size, '>= 8')
+    check(self.test_short_side >= self.crop_size, 'test_short_side',
            self.test_short_side, f'>= crop_size ({self.crop_size})')
-    _check(self.num_test_clips >= 1, 'num_test_clips', self.num_test_clips,
+    check(self.num_test_clips >= 1, 'num_test_clips', self.num_test_clips,
            '>= 1')
-    _check(self.num_test_crops in (1, 3), 'num_test_crops',
+    check(self.num_test_crops in (1, 3), 'num_test_crops',
            self.num_test_crops, '1 (centre) or 3 (along the long side)')
-    _check(self.dtype in DTYPES, 'dtype', self.dtype, f'one of {DTYPES}')
-    _check(self.output_layout in OUTPUT_LAYOUTS, 'output_layout',
+    check(self.dtype in DTYPES, 'dtype', self.dtype, f'one of {DTYPES}')
+    check(self.output_layout in OUTPUT_LAYOUTS, 'output_layout',
            self.output_layout, f'one of {OUTPUT_LAYOUTS}')
-    _check(0.0 <= self.cropped_decode_max_area <= 1.0,
+    check(0.0 <= self.cropped_decode_max_area <= 1.0,
            'cropped_decode_max_area', self.cropped_decode_max_area,
            'in [0, 1]')
-    _check(self.global_batch_size >= 1, 'global_batch_size',
+    check(self.global_batch_size >= 1, 'global_batch_size',
            self.global_batch_size, '>= 1')
-    _check(self.skip_examples >= 0, 'skip_examples', self.skip_examples,
-           '>= 0')
-    _check(bool(self.input_path) != bool(self.tfds_name), 'input_path',
+    check(self.start_step >= 0, 'start_step', self.start_step, '>= 0')
+    check(bool(self.input_path) != bool(self.tfds_name), 'input_path',
            self.input_path, 'a file pattern, or tfds_name instead (not both)')
     self.temporal.validate()
     self.spatial.validate()

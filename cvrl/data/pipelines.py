@@ -7,7 +7,7 @@ Phases (DMVR style): source -> shuffle -> enumerate -> per-example
 Randomness is stateless and keyed by (config.seed, input pipeline id,
 position of the example in this pipeline's stream, view). The same seed gives
 the same batches, another seed other batches, and skipping the first k
-examples (`skip_examples`) gives exactly the batches an uninterrupted job sees
+examples (`start_step`) gives exactly the batches an uninterrupted job sees
 after them, because no random state is carried from one example to the next.
 
   dataset = pipelines.build_dataset(config, input_context)
@@ -144,7 +144,8 @@ def source_dataset(config: video_data.VideoDataConfig,
                    input_context: Optional[tf.distribute.InputContext] = None
                    ) -> tf.data.Dataset:
   """{'frames', 'label'} of this pipeline, shuffled and repeated if training."""
-  training = config.mode != 'test'
+  training = (config.is_training if config.is_training is not None
+              else config.mode != 'test')
   seed = config.seed or 0
   repeat = training and config.repeat
   if config.tfds_name:
@@ -178,8 +179,12 @@ def build_dataset(config: video_data.VideoDataConfig,
     return process(example, example_seed(seed, pipeline_id, position), config)
 
   dataset = source_dataset(config, input_context).enumerate()
-  if config.skip_examples:
-    dataset = dataset.skip(config.skip_examples)
+  if config.start_step:
+    # Each step drew one per-replica batch for every replica this pipeline
+    # feeds: global batch / number of pipelines examples.
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    dataset = dataset.skip(
+        config.start_step * (config.global_batch_size // num_pipelines))
   dataset = dataset.map(
       process_at,
       num_parallel_calls=(tf.data.AUTOTUNE if config.num_parallel_calls < 0

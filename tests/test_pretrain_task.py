@@ -1,0 +1,149 @@
+"""The pretraining task and its registered experiments."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from official.core import exp_factory
+from official.core import task_factory
+from official.modeling import optimization
+
+from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
+from cvrl.configs import pretrain as pretrain_cfg
+from cvrl.configs import video_data
+from cvrl.tasks import pretrain
+
+EXPERIMENTS = ('cvrl_pretrain_k400', 'cvrl_pretrain_k600',
+               'cvrl_pretrain_k400_200ep', 'cvrl_pretrain_k600_200ep',
+               'cvrl_pretrain_demo')
+
+
+def _small_task_config(**overrides):
+  config = exp_factory.get_exp_config('cvrl_pretrain_demo').task
+  config.model.backbone.cvrl_r3d.width_multiplier = 0.125
+  config.train_data.num_frames = 4
+  config.train_data.crop_size = 32
+  config.image_summary_clips = 0
+  return config.replace(**overrides) if overrides else config
+
+
+def _batch(n=4, t=4, s=32, seed=0):
+  rng = np.random.default_rng(seed)
+  return {'image': tf.constant(rng.uniform(size=(2 * n, t, s, s, 3)),
+                               tf.float32),
+          'label': tf.zeros([n], tf.int32)}
+
+
+@pytest.mark.parametrize('name', EXPERIMENTS)
+def test_experiments_are_registered_and_valid(name):
+  config = exp_factory.get_exp_config(name)
+  config.validate()
+  assert isinstance(config.task, pretrain_cfg.PretrainTaskConfig)
+  assert config.task.train_data.mode == 'pretrain'
+
+
+@pytest.mark.parametrize('name,steps', [('cvrl_pretrain_k400', 184_000),
+                                        ('cvrl_pretrain_k600', 284_000),
+                                        ('cvrl_pretrain_k400_200ep', 46_000)])
+def test_paper_recipe(name, steps):
+  config = exp_factory.get_exp_config(name)
+  data = config.task.train_data
+  # The paper's step counts (Figure 4) at batch 1024.
+  assert abs(config.trainer.train_steps - steps) <= 0.005 * steps
+  assert data.global_batch_size == 1024 and data.num_frames == 16
+  assert data.frame_stride == 2 and data.crop_size == 224
+  assert config.task.model.backbone.cvrl_r3d.depth == 50
+  assert config.task.model.norm_activation.use_sync_bn
+  assert config.task.losses.temperature == 0.1
+  assert config.runtime.mixed_precision_dtype == 'bfloat16'
+  opt = config.trainer.optimizer_config
+  assert opt.optimizer.type == 'sgd' and opt.optimizer.sgd.momentum == 0.9
+  schedule = optimization.OptimizerFactory(opt).build_learning_rate()
+  total = config.trainer.train_steps
+  warmup = 5 * (data.num_examples // 1024)
+  lr = lambda s: float(schedule(s))  # pylint: disable=unnecessary-lambda-assignment
+  assert lr(0) == 0.0
+  np.testing.assert_allclose(lr(warmup // 2), 0.16, rtol=1e-2)
+  np.testing.assert_allclose(lr(warmup), 0.32, rtol=1e-6)
+  np.testing.assert_allclose(lr((warmup + total) // 2), 0.16, rtol=1e-2)
+  assert lr(total) < 1e-6
+
+
+def test_strict_overrides_and_ranges_name_the_field():
+  config = exp_factory.get_exp_config('cvrl_pretrain_demo')
+  with pytest.raises(KeyError, match='temprature'):
+    config.override({'task': {'losses': {'temprature': 0.2}}})
+  bad = _small_task_config()
+  bad.losses.temperature = 0.0
+  with pytest.raises(video_data.ConfigError, match='losses.temperature'):
+    task_factory.get_task(bad)
+  bad = _small_task_config()
+  bad.model.projection_head.num_hidden_layers = 4
+  with pytest.raises(video_data.ConfigError, match='num_hidden_layers'):
+    task_factory.get_task(bad)
+
+
+def test_train_steps_learn_on_a_fixed_batch():
+  task = task_factory.get_task(_small_task_config())
+  assert isinstance(task, pretrain.PretrainTask)
+  model = task.build_model()
+  optimizer = tf_keras.optimizers.SGD(0.1, momentum=0.9)
+  metrics = task.build_metrics()
+  step = tf.function(lambda b: task.train_step(b, model, optimizer, metrics))
+  batch = _batch()
+  loss_of = lambda: float(task._losses(  # pylint: disable=protected-access,g-long-lambda
+      model, batch['image'], training=True)['contrastive_loss'])
+  before = loss_of()
+  assert before > np.log(7) - 0.3  # untrained: not better than chance
+  for _ in range(10):
+    logs = step(batch)
+  assert set(pretrain.METRIC_NAMES) <= set(logs)
+  assert loss_of() < before - 0.3
+  for metric in metrics:
+    metric.reset_state()
+  val = task.validation_step(batch, model, metrics)
+  assert np.isfinite(val['contrastive_loss']) and val['regularization_loss'] > 0
+
+
+def test_jit_compiled_step_matches_the_plain_one():
+  config = _small_task_config(jit_compile=True)
+  plain_task = task_factory.get_task(_small_task_config())
+  jit_task = task_factory.get_task(config)
+  model = plain_task.build_model()
+  batch = _batch(seed=3)
+  opt = tf_keras.optimizers.SGD(0.0)
+  plain = tf.function(lambda b: plain_task.train_step(b, model, opt, None))(
+      batch)
+  compiled = tf.function(lambda b: jit_task.train_step(b, model, opt, None))(
+      batch)
+  np.testing.assert_allclose(compiled['loss'], plain['loss'], rtol=1e-4)
+
+
+def test_train_step_under_mirrored_strategy_equals_one_device(
+    mirrored_strategy):
+  config = _small_task_config()
+  config.model.norm_activation.use_sync_bn = True
+  task = task_factory.get_task(config)
+  batch = _batch(n=4, seed=5)
+  single_model = task.build_model()
+  weights = single_model.get_weights()
+  single = task._losses(single_model, batch['image'], training=True)  # pylint: disable=protected-access
+  with mirrored_strategy.scope():
+    model = task.build_model()
+  model.set_weights(weights)
+  images = batch['image'].numpy()
+
+  def shard(ctx):
+    i = ctx.replica_id_in_sync_group
+    # Replica i holds videos 2i, 2i+1: both of their views.
+    return np.concatenate([images[2 * i:2 * i + 2],
+                           images[4 + 2 * i:4 + 2 * i + 2]])
+  values = mirrored_strategy.experimental_distribute_values_from_function(
+      shard)
+  out = mirrored_strategy.run(
+      tf.function(lambda v: task._losses(model, v, training=True)),  # pylint: disable=protected-access
+      (values,))
+  loss = mirrored_strategy.reduce('MEAN', out['contrastive_loss'], axis=None)
+  np.testing.assert_allclose(loss.numpy(), single['contrastive_loss'].numpy(),
+                             rtol=1e-5)
