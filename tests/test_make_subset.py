@@ -9,7 +9,7 @@ import tensorflow as tf
 from cvrl.data import features
 from tests import video_records
 from tests.conftest import run_module
-from tfrecords_tools import make_subset
+from tfrecords_tools import subsets
 
 
 def _write(path, items):
@@ -29,7 +29,7 @@ def _read(out_dir):
   ids = []
   for path in sorted(tf.io.gfile.glob(os.path.join(out_dir, '*.tfrecord'))):
     for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
-      clip_id, label = make_subset._id_and_label(raw)  # pylint: disable=protected-access
+      clip_id, label = subsets.id_and_label(raw)
       labels[label] += 1
       ids.append(clip_id)
   return labels, ids
@@ -46,24 +46,24 @@ def full_split(tmp_path_factory):
 
 
 def test_balanced_and_deterministic(full_split, tmp_path):
-  chosen = make_subset.make_subset(full_split, 0.1, str(tmp_path / 'x'), 0, 3,
+  chosen = subsets.make_subset(full_split, 0.1, str(tmp_path / 'x'), 0, 3,
                                    'train')
   labels, ids = _read(str(tmp_path / 'x'))
   assert labels == {0: 4, 1: 5, 2: 6, 3: 7}  # round(10% of 40, 50, 60, 70)
   assert sorted(ids) == chosen and ids == chosen  # shards in sorted order
-  again = make_subset.make_subset(full_split[::-1], 0.1, str(tmp_path / 'y'),
+  again = subsets.make_subset(full_split[::-1], 0.1, str(tmp_path / 'y'),
                                   0, 3, 'train')
   assert again == chosen
   for name in os.listdir(tmp_path / 'x'):
     assert (tmp_path / 'x' / name).read_bytes() == (
         tmp_path / 'y' / name).read_bytes()
-  other = make_subset.make_subset(full_split, 0.1, str(tmp_path / 'z'), 1, 3,
+  other = subsets.make_subset(full_split, 0.1, str(tmp_path / 'z'), 1, 3,
                                   'train')
   assert other != chosen
 
 
 def test_one_percent_keeps_at_least_one_per_class(full_split, tmp_path):
-  make_subset.make_subset(full_split, 0.01, str(tmp_path), 0, 8, 'train')
+  subsets.make_subset(full_split, 0.01, str(tmp_path), 0, 8, 'train')
   labels, _ = _read(str(tmp_path))
   assert labels == {0: 1, 1: 1, 2: 1, 3: 1}
 
@@ -75,4 +75,4 @@ def test_command_line_and_bad_fraction(full_split, tmp_path):
   assert 'make_subset: 22 videos' in result.stdout
   assert len((tmp_path / 'subset_ids.txt').read_text().split()) == 22
   with pytest.raises(ValueError, match='fraction'):
-    make_subset.choose({0: ['a']}, 1.5, 0)
+    subsets.choose({0: ['a']}, 1.5, 0)
