@@ -59,6 +59,22 @@ def plain_loop(paths, out_path, short_side=256, quality=90):
   return frames_written
 
 
+def repeated_video_tasks(work: str, repeats: int, videos_dir: str = VIDEOS):
+  """Links each decodable test video `repeats` times under distinct names.
+
+  Returns conversion tasks (label 'x', split 'train'), one per link.
+  """
+  tasks = []
+  os.makedirs(os.path.join(work, 'videos'), exist_ok=True)
+  for r in range(repeats):
+    for name in DECODABLE:
+      link = os.path.join(work, 'videos', f'{r:02d}_{name}')
+      os.symlink(os.path.join(videos_dir, name), link)
+      tasks.append(sources.VideoTask(os.path.basename(link), link, 'x',
+                                     'train'))
+  return tasks
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--repeats', type=int, default=6,
@@ -67,15 +83,8 @@ def main():
   args = parser.parse_args()
   work = tempfile.mkdtemp(prefix='convert_bench_')
   try:
-    paths = []
-    for r in range(args.repeats):
-      for name in DECODABLE:
-        link = os.path.join(work, 'videos', f'{r:02d}_{name}')
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(os.path.join(args.videos_dir, name), link)
-        paths.append(link)
-    tasks = [sources.VideoTask(os.path.basename(p), p, 'x', 'train')
-             for p in paths]
+    tasks = repeated_video_tasks(work, args.repeats, args.videos_dir)
+    paths = [t.path for t in tasks]
     options = video_conversion.ConversionOptions(short_side=256)
     cores = os.cpu_count() or 1
     rows = []

@@ -24,13 +24,11 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from benchmarks.convert_throughput import DECODABLE
-from benchmarks.convert_throughput import VIDEOS
+from benchmarks.convert_throughput import repeated_video_tasks
 from cvrl.configs import video_data
 from cvrl.data import features
 from cvrl.data import pipelines
 from tfrecords_tools import conversion_job
-from tfrecords_tools import sources
 from tfrecords_tools import video_conversion
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -38,14 +36,7 @@ NUM_FRAMES, STRIDE, SIZE = 16, 2, 224
 
 
 def make_records(work: str, repeats: int) -> str:
-  tasks = []
-  for r in range(repeats):
-    for name in DECODABLE:
-      link = os.path.join(work, 'videos', f'{r:02d}_{name}')
-      os.makedirs(os.path.dirname(link), exist_ok=True)
-      os.symlink(os.path.join(VIDEOS, name), link)
-      tasks.append(sources.VideoTask(os.path.basename(link), link, 'x',
-                                     'train'))
+  tasks = repeated_video_tasks(work, repeats)
   out = os.path.join(work, 'tfrecords')
   conversion_job.convert(tasks, out, ['x'], video_conversion.ConversionOptions(
       short_side=256), num_shards=4, workers=os.cpu_count() or 1)
