@@ -120,6 +120,14 @@ def remove_stale_temporaries(output_dir: str) -> int:
   return removed
 
 
+def write_jsonl(path: str, rows: Sequence[Dict]) -> None:
+  """One JSON object per line, written under a temporary name then renamed."""
+  tmp = f'{path}{_TMP_MARK}{os.getpid()}'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(''.join(json.dumps(r, sort_keys=True) + '\n' for r in rows))
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
 class ShardWriter:
   """Writes one shard's records and manifest rows, committing atomically."""
 
@@ -143,11 +151,7 @@ class ShardWriter:
     self._writer.close()
     final = os.path.join(self._dir, self._spec.filename)
     tf.io.gfile.rename(self._tmp, final, overwrite=True)
-    piece = os.path.join(self._dir, self._spec.manifest_piece)
-    tmp_piece = piece + f'{_TMP_MARK}{os.getpid()}'
-    with tf.io.gfile.GFile(tmp_piece, 'w') as f:
-      f.write(''.join(json.dumps(r, sort_keys=True) + '\n' for r in self.rows))
-    tf.io.gfile.rename(tmp_piece, piece, overwrite=True)
+    write_jsonl(os.path.join(self._dir, self._spec.manifest_piece), self.rows)
 
 
 def write_shard(output_dir: str, spec: ShardSpec,
@@ -170,8 +174,5 @@ def write_manifest(output_dir: str, specs: Sequence[ShardSpec]) -> List[Dict]:
   rows = []
   for spec in specs:
     rows.extend(read_manifest_piece(output_dir, spec))
-  path = os.path.join(output_dir, MANIFEST_FILE)
-  with tf.io.gfile.GFile(path + _TMP_MARK, 'w') as f:
-    f.write(''.join(json.dumps(r, sort_keys=True) + '\n' for r in rows))
-  tf.io.gfile.rename(path + _TMP_MARK, path, overwrite=True)
+  write_jsonl(os.path.join(output_dir, MANIFEST_FILE), rows)
   return rows
