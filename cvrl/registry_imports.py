@@ -8,3 +8,5 @@ backbone factory know all of CVRL's names.
 from cvrl.configs import pretrain as _pretrain_configs  # noqa: F401
 from cvrl.modeling import r3d as _r3d  # noqa: F401
 from cvrl.tasks import pretrain as _pretrain_task  # noqa: F401
+from cvrl.configs import classification as _classification_configs  # noqa: F401
+from cvrl.tasks import classification as _classification_task  # noqa: F401

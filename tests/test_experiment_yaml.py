@@ -66,3 +66,37 @@ def test_paper_run_applies_to_its_experiment(path):
   epochs = int(re.search(r'(\d+)ep', name).group(1))
   steps_per_epoch = config.task.train_data.num_examples // 1024
   assert config.trainer.train_steps == epochs * steps_per_epoch
+
+
+EVAL_RUNS = sorted(p for p in glob.glob(os.path.join(REPO_ROOT, 'experiments',
+                                                     '*.yaml'))
+                   if not os.path.basename(p).startswith('pretrain_'))
+
+
+def test_every_protocol_has_its_yaml():
+  names = {os.path.basename(p)[:-5] for p in EVAL_RUNS}
+  assert {'linear_eval_k400', 'linear_eval_k600', 'semi_supervised_k400_1pct',
+          'semi_supervised_k400_10pct', 'supervised_k400', 'supervised_k600',
+          'imagenet_inflated_linear_eval_k400'} <= names
+  for dataset in ('ucf101', 'hmdb51'):
+    assert {f'{dataset}_split{n}' for n in (1, 2, 3)} <= names
+
+
+@pytest.mark.parametrize('path', EVAL_RUNS, ids=os.path.basename)
+def test_eval_yaml_applies_to_every_experiment_it_launches(path):
+  with open(path) as f:
+    text = f.read()
+  experiments = re.findall(r'--experiment=(\w+)', text)
+  assert experiments, f'{path}: no launch command in its comment'
+  assert f'--config_file=experiments/{os.path.basename(path)}' in text
+  for experiment in experiments:
+    config = exp_factory.get_exp_config(experiment)
+    config.override(yaml.safe_load(text), is_strict=True)
+    config.validate()
+    config.task.validate()
+    split = re.search(r'split(\d)', os.path.basename(path))
+    if split:  # UCF / HMDB: the split's own records and size
+      assert f'split{split.group(1)}/test-' in (
+          config.task.validation_data.input_path)
+      assert config.trainer.train_steps == 50 * (
+          config.task.train_data.num_examples // 128)

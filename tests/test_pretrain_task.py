@@ -9,6 +9,7 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import optimization
 
+from cvrl import evaluation
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
 from cvrl.configs import pretrain as pretrain_cfg
 from cvrl.configs import video_data
@@ -147,3 +148,39 @@ def test_train_step_under_mirrored_strategy_equals_one_device(
   loss = mirrored_strategy.reduce('MEAN', out['contrastive_loss'], axis=None)
   np.testing.assert_allclose(loss.numpy(), single['contrastive_loss'].numpy(),
                              rtol=1e-5)
+
+
+def test_knn_monitor_collects_validation_features_and_reduces_to_knn():
+  task = task_factory.get_task(_small_task_config())
+  model = task.build_model()
+  batches = []
+  for seed in range(3):
+    batch = _batch(seed=seed)
+    batch['label'] = tf.constant([0, 1, 2, seed % 3], tf.int32)
+    batches.append(batch)
+  state = None
+  for i, batch in enumerate(batches):
+    logs = task.validation_step(batch, model, task.build_metrics(False))
+    outputs = {k: v for k, v in logs.items()
+               if k.startswith('knn_')}
+    if i == 1:  # as a distribution strategy hands them: one per replica
+      outputs = {k: (v[:2], v[2:]) for k, v in outputs.items()}
+    state = task.aggregate_logs(state, outputs)
+  result = task.reduce_aggregated_logs(state)
+  # Hand computation: mean backbone feature of the two views of each video.
+  features = []
+  for batch in batches:
+    f = model(batch['image'], training=False)['features'].numpy()
+    features.append((f[:4] + f[4:]) / 2)
+  labels = np.concatenate([b['label'].numpy() for b in batches])
+  want = evaluation.knn_top1(np.concatenate(features), labels, 20, 0.07)
+  assert result['knn_top1_accuracy'] == pytest.approx(want)
+  np.testing.assert_allclose(np.concatenate(state['knn_features']),
+                             np.concatenate(features), rtol=1e-5, atol=1e-6)
+  # Unlabelled validation videos: no kNN value rather than a wrong one.
+  unlabelled = {'knn_features': np.zeros((4, 8), np.float32),
+                'knn_labels': np.full([4], -1, np.int32)}
+  assert task.reduce_aggregated_logs(task.aggregate_logs(None, unlabelled)) == {}
+  off = task_factory.get_task(_small_task_config(knn_monitor={'k': 0}))
+  logs = off.validation_step(batches[0], model, off.build_metrics(False))
+  assert 'knn_features' not in logs

@@ -25,10 +25,14 @@ def textured_frame(height: int = 48, width: int = 64, seed: int = 0):
   return np.kron(base, np.ones((8, 8, 1))).astype(np.uint8)
 
 
-def sequence_example(encoded_frames, label: int = 0) -> bytes:
+def sequence_example(encoded_frames, label: int = 0,
+                     clip_id: str = '') -> bytes:
   example = tf.train.SequenceExample()
   example.context.feature[features.LABEL_INDEX_KEY].int64_list.value.append(
       label)
+  if clip_id:
+    example.context.feature[features.CLIP_ID_KEY].bytes_list.value.append(
+        clip_id.encode('utf-8'))
   frames = example.feature_lists.feature_list[features.IMAGE_KEY]
   for frame in encoded_frames:
     frames.feature.add().bytes_list.value.append(frame)
@@ -36,10 +40,11 @@ def sequence_example(encoded_frames, label: int = 0) -> bytes:
 
 
 def write_records(path: str, videos, fmt: str = 'jpeg') -> str:
-  """videos: list of (list of uint8 frames, label)."""
+  """videos: list of (list of uint8 frames, label[, clip id])."""
   with tf.io.TFRecordWriter(path) as writer:
-    for frames, label in videos:
-      writer.write(sequence_example([encode(f, fmt) for f in frames], label))
+    for frames, label, *clip_id in videos:
+      writer.write(sequence_example([encode(f, fmt) for f in frames], label,
+                                    *clip_id))
   return path
 
 

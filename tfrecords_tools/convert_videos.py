@@ -13,6 +13,16 @@ Generic `path,label` CSV, or a folder tree root/<class>/<video>:
   python -m tfrecords_tools.convert_videos --video_root=/data/my_videos \
       --split=train --output_dir=/data/my_tfr
 
+UCF-101 / HMDB-51 official splits, from the datasets' split files (one
+output folder per split; both its train and test videos are written):
+
+  python -m tfrecords_tools.convert_videos --split_files=ucf101 \
+      --split_dir=/data/ucfTrainTestlist --split_number=1 \
+      --video_root=/data/UCF-101 --output_dir=/data/ucf101/split1
+  python -m tfrecords_tools.convert_videos --split_files=hmdb51 \
+      --split_dir=/data/testTrainMulti_7030_splits --split_number=1 \
+      --video_root=/data/hmdb51 --output_dir=/data/hmdb51/split1
+
 At scale, the same per-video function runs on Apache Beam; Beam's own options
 follow, with Beam's `--runner` spelled `--beam_runner`:
 
@@ -36,6 +46,7 @@ from absl import flags
 from tfrecords_tools import conversion_job
 from tfrecords_tools import shards
 from tfrecords_tools import sources
+from tfrecords_tools import split_files
 from tfrecords_tools import video_conversion
 from tfrecords_tools import video_decoder
 
@@ -83,6 +94,15 @@ _KEEP_PARTIAL = flags.DEFINE_bool(
     'keep_partial', False,
     'Keep the frames decoded before a decoding error (status ok, error noted '
     'in the manifest) instead of marking the video corrupt.')
+_SPLIT_FILES = flags.DEFINE_enum(
+    'split_files', None, ['ucf101', 'hmdb51'],
+    'Read an official split from the dataset\'s own files in --split_dir '
+    '(UCF-101: classInd.txt, trainlist0N.txt, testlist0N.txt; HMDB-51: '
+    '<class>_test_splitN.txt) and write its train and test splits.')
+_SPLIT_DIR = flags.DEFINE_string('split_dir', None,
+                                 'Folder of the split files (--split_files).')
+_SPLIT_NUMBER = flags.DEFINE_integer('split_number', 1,
+                                     'Official split, 1-3 (--split_files).')
 _MIN_FRAMES = flags.DEFINE_integer(
     'min_frames', 1, 'Videos with fewer decoded frames are too_short.')
 
@@ -101,12 +121,21 @@ def main(argv):
   if _NUM_SHARDS.value < 1:
     raise app.UsageError(f'--num_shards must be >= 1, got {_NUM_SHARDS.value}')
   try:
-    tasks = conversion_job.read_tasks(_INPUT_CSV.value, _VIDEO_ROOT.value,
-                                      _SPLIT.value)
+    if _SPLIT_FILES.value:
+      if not _SPLIT_DIR.value or not _VIDEO_ROOT.value:
+        raise conversion_job.UsageError(
+            '--split_files needs --split_dir and --video_root')
+      tasks, split_labels = split_files.read_split(
+          _SPLIT_FILES.value, _SPLIT_DIR.value, _VIDEO_ROOT.value,
+          _SPLIT_NUMBER.value)
+    else:
+      tasks = conversion_job.read_tasks(_INPUT_CSV.value, _VIDEO_ROOT.value,
+                                        _SPLIT.value)
+      split_labels = None
     if not tasks:
       raise conversion_job.UsageError('the input lists no videos')
     labels = (sources.read_label_map(_LABEL_MAP.value) if _LABEL_MAP.value
-              else sources.build_label_map(tasks))
+              else split_labels or sources.build_label_map(tasks))
     options = video_conversion.ConversionOptions(
         fps=_FPS.value, short_side=_SHORT_SIDE.value,
         jpeg_quality=_JPEG_QUALITY.value, min_frames=_MIN_FRAMES.value,

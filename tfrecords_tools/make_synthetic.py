@@ -24,6 +24,10 @@ _NUM_FRAMES = flags.DEFINE_integer('num_frames', 48, 'Frames per video.')
 _SIZE = flags.DEFINE_integer('size', 64, 'Frame width and height (even).')
 _FPS = flags.DEFINE_integer('fps', 12, 'Frame rate of the files.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+_APPEARANCES = flags.DEFINE_integer(
+    'appearances', 0,
+    'Draw textures from this many (background, object) pairs shared by all '
+    'videos, so only motion tells videos apart; 0: every video its own.')
 
 
 def main(argv):
@@ -33,7 +37,8 @@ def main(argv):
   start = time.time()
   splits = synthetic.make_dataset(
       _OUTPUT_DIR.value, _VIDEOS_PER_CLASS.value, _VAL_FRACTION.value,
-      _NUM_FRAMES.value, _SIZE.value, _FPS.value, _SEED.value)
+      _NUM_FRAMES.value, _SIZE.value, _FPS.value, _SEED.value,
+      appearances=_APPEARANCES.value)
   print(f'make_synthetic: {len(splits["train"])} train and '
         f'{len(splits["val"])} val videos of {len(synthetic.CLASSES)} '
         f'classes in {time.time() - start:.1f}s -> {_OUTPUT_DIR.value}')

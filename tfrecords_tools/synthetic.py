@@ -81,12 +81,23 @@ def trajectory(rng, label: str, num_frames: int,
   return list(zip(ys, xs, sides))
 
 
-def render_video(label: str, seed: int, num_frames: int,
-                 size: int) -> np.ndarray:
-  """uint8 [T, size, size, 3] frames of one video of class `label`."""
+def render_video(label: str, seed: int, num_frames: int, size: int,
+                 appearances: int = 0, appearance_seed: int = 0) -> np.ndarray:
+  """uint8 [T, size, size, 3] frames of one video of class `label`.
+
+  appearances = 0: background and object textures are the video's own.
+  appearances = P > 0: they are one of P (background, object) pairs shared by
+  the whole dataset (drawn with `appearance_seed`), so that videos can only
+  be told apart by how the object moves.
+  """
   rng = np.random.default_rng(seed)
   background = _texture(rng, size, size)
   sprite = _texture(rng, size, size)
+  if appearances:
+    pick = int(rng.integers(appearances))
+    shared = np.random.default_rng([appearance_seed, pick])
+    background = _texture(shared, size, size)
+    sprite = _texture(shared, size, size)
   frames = np.empty((num_frames, size, size, 3), np.uint8)
   for i, (cy, cx, side) in enumerate(trajectory(rng, label, num_frames,
                                                  size)):
@@ -119,17 +130,22 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
 
 
 def _make_one(job):
-  output_dir, label, k, seed, num_frames, size, fps = job
+  output_dir, label, k, seed, num_frames, size, fps, appearances, base = job
   rel = os.path.join('videos', label, f'{label}_{k:04d}.mp4')
   write_mp4(os.path.join(output_dir, rel),
-            render_video(label, seed, num_frames, size), fps)
+            render_video(label, seed, num_frames, size, appearances, base),
+            fps)
   return rel, label
 
 
 def make_dataset(output_dir: str, videos_per_class: int, val_fraction: float,
                  num_frames: int, size: int, fps: int, seed: int,
-                 workers: int = 0) -> dict:
-  """Writes the dataset; returns {'train': rows, 'val': rows}."""
+                 workers: int = 0, appearances: int = 0) -> dict:
+  """Writes the dataset; returns {'train': rows, 'val': rows}.
+
+  appearances: 0 gives every video its own textures; P > 0 draws them from
+  P shared (background, object) pairs (see render_video).
+  """
   if size % 2:
     raise ValueError(f'size must be even for yuv420p, got {size}')
   jobs = []
@@ -137,7 +153,7 @@ def make_dataset(output_dir: str, videos_per_class: int, val_fraction: float,
     os.makedirs(os.path.join(output_dir, 'videos', label), exist_ok=True)
     for k in range(videos_per_class):
       jobs.append((output_dir, label, k, seed * 1_000_003 + c * 10_007 + k,
-                   num_frames, size, fps))
+                   num_frames, size, fps, appearances, seed))
   with multiprocessing.get_context('fork').Pool(workers or os.cpu_count()) as p:
     made = p.map(_make_one, jobs, chunksize=4)
   num_val = int(round(videos_per_class * val_fraction))

@@ -31,6 +31,17 @@ class ContrastiveLossConfig(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class KNNMonitorConfig(hyperparams.Config):
+  """Leave-one-out kNN top-1 on backbone features of the validation videos.
+
+  Logged at every evaluation as `knn_top1_accuracy` (needs labelled
+  validation records); k = 0 turns it off.
+  """
+  k: int = 20
+  temperature: float = 0.07
+
+
+@dataclasses.dataclass
 class PretrainTaskConfig(cfg.TaskConfig):
   """The CVRL pretraining task (registered as `cvrl_pretrain`)."""
   model: modeling.CVRLModelConfig = dataclasses.field(
@@ -52,6 +63,8 @@ class PretrainTaskConfig(cfg.TaskConfig):
   # Clips whose augmented views are written as image summaries at the
   # trainer's summary_interval (0 turns them off).
   image_summary_clips: int = 2
+  knn_monitor: KNNMonitorConfig = dataclasses.field(
+      default_factory=KNNMonitorConfig)
 
   def validate(self) -> None:
     self.model.validate()
@@ -60,6 +73,11 @@ class PretrainTaskConfig(cfg.TaskConfig):
     video_data.check(self.losses.l2_weight_decay >= 0,
                      'losses.l2_weight_decay', self.losses.l2_weight_decay,
                      '>= 0')
+    video_data.check(self.knn_monitor.k >= 0, 'knn_monitor.k',
+                     self.knn_monitor.k, '>= 0')
+    video_data.check(self.knn_monitor.temperature > 0,
+                     'knn_monitor.temperature', self.knn_monitor.temperature,
+                     '> 0')
     video_data.check(self.train_data.mode == 'pretrain', 'train_data.mode',
                      self.train_data.mode, "'pretrain'")
     self.train_data.validate()
@@ -68,11 +86,15 @@ class PretrainTaskConfig(cfg.TaskConfig):
 def pretrain_schedule(train_examples: int, batch_size: int, epochs: int,
                       warmup_epochs: int = 5, base_lr: float = 0.32,
                       momentum: float = 0.9):
-  """SGD with linear warmup then half-cosine decay to 0, per paper 4.1."""
+  """(total steps, SGD with linear warmup then half-cosine decay to 0).
+
+  Paper 4.1: every run warms up for 5 epochs, except semi-supervised
+  fine-tuning (warmup_epochs=0).
+  """
   steps_per_epoch = max(1, train_examples // batch_size)
   total = epochs * steps_per_epoch
   warmup = min(warmup_epochs * steps_per_epoch, total - 1)
-  return total, optimization.OptimizationConfig({
+  schedule = {
       'optimizer': {'type': 'sgd', 'sgd': {'momentum': momentum}},
       'learning_rate': {
           'type': 'cosine',
@@ -80,10 +102,12 @@ def pretrain_schedule(train_examples: int, batch_size: int, epochs: int,
           # decay runs from base_lr at `warmup` to 0 at `total`.
           'cosine': {'initial_learning_rate': base_lr,
                      'decay_steps': total - warmup, 'offset': warmup}},
-      'warmup': {'type': 'linear',
-                 'linear': {'warmup_steps': warmup,
-                            'warmup_learning_rate': 0.0}},
-  })
+  }
+  if warmup > 0:
+    schedule['warmup'] = {'type': 'linear',
+                          'linear': {'warmup_steps': warmup,
+                                     'warmup_learning_rate': 0.0}}
+  return total, optimization.OptimizationConfig(schedule)
 
 
 def kinetics_pretrain(dataset: str, epochs: int) -> cfg.ExperimentConfig:
@@ -162,8 +186,11 @@ def cvrl_pretrain_demo() -> cfg.ExperimentConfig:
   data = dict(num_frames=16, frame_stride=2, crop_size=32,
               global_batch_size=batch, shuffle_buffer_size=64,
               cycle_length=4)
+  # No flips: the synthetic classes include left/right and clockwise/
+  # anticlockwise motions, which a horizontal flip swaps (a flipped view
+  # would teach the encoder to ignore the direction of motion).
   small_image_view = dict(brightness=0.4, contrast=0.4, saturation=0.4,
-                          hue=0.1, blur_prob=0.0)
+                          hue=0.1, blur_prob=0.0, flip_prob=0.0)
   spatial = video_data.SpatialAugmentationConfig(
       view_1=video_data.ViewAugmentationConfig(**small_image_view),
       view_2=video_data.ViewAugmentationConfig(**small_image_view))

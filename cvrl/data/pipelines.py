@@ -129,7 +129,8 @@ def _arrange_batch(batch: Dict[str, tf.Tensor],
     image = image * 2.0 - 1.0
   image = tf.cast(image, config.dtype)
   if config.mode != 'pretrain':
-    return {'image': image, 'label': batch['label']}
+    extra = {'id': batch['id']} if 'id' in batch else {}
+    return {'image': image, 'label': batch['label'], **extra}
   if config.output_layout == 'dict':
     return {'view_1': image[:, 0], 'view_2': image[:, 1],
             'label': batch['label']}
@@ -165,9 +166,13 @@ def source_dataset(config: video_data.VideoDataConfig,
 
 
 def build_dataset(config: video_data.VideoDataConfig,
-                  input_context: Optional[tf.distribute.InputContext] = None
-                  ) -> tf.data.Dataset:
-  """The batched pipeline for `config.mode`; batch = per-replica batch size."""
+                  input_context: Optional[tf.distribute.InputContext] = None,
+                  keep_ids: bool = False) -> tf.data.Dataset:
+  """The batched pipeline for `config.mode`; batch = per-replica batch size.
+
+  keep_ids: also yield the clip ids ('id', strings: host-side use such as
+  feature export; accelerators take no strings, so training leaves it off).
+  """
   config.validate()
   batch_size = (input_context.get_per_replica_batch_size(
       config.global_batch_size) if input_context else config.global_batch_size)
@@ -176,7 +181,10 @@ def build_dataset(config: video_data.VideoDataConfig,
   seed = config.seed or 0
 
   def process_at(position, example):
-    return process(example, example_seed(seed, pipeline_id, position), config)
+    out = process(example, example_seed(seed, pipeline_id, position), config)
+    if keep_ids:
+      out['id'] = example['id']
+    return out
 
   dataset = source_dataset(config, input_context).enumerate()
   if config.start_step:

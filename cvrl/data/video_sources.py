@@ -1,8 +1,9 @@
 """Sources of encoded videos, all mapped to one feature dict.
 
 Every source yields {'frames': string [N] (one encoded image per frame),
-'label': int32 scalar}. TFRecords are those written by `tfrecords_tools`
-(or DMVR / Model Garden records with the same keys); TFDS video datasets
+'label': int32 scalar, 'id': string scalar (the clip id, '' if unknown)}.
+TFRecords are those written by `tfrecords_tools` (or DMVR / Model Garden
+records with the same keys); TFDS video datasets
 (ucf101, hmdb51, ...) come from a local data_dir without decoding frames.
 
 Sharding: with a `tf.distribute.InputContext`, every input pipeline (one per
@@ -40,12 +41,14 @@ def list_files(input_path) -> List[str]:
 
 
 def parse_record(serialized: tf.Tensor) -> dict:
-  """A serialised SequenceExample -> {'frames', 'label'}."""
+  """A serialised SequenceExample -> {'frames', 'label', 'id'}."""
   context, sequence = tf.io.parse_single_sequence_example(
       serialized,
       context_features={
           features.LABEL_INDEX_KEY: tf.io.FixedLenFeature(
               [], tf.int64, default_value=features.NO_LABEL),
+          features.CLIP_ID_KEY: tf.io.FixedLenFeature(
+              [], tf.string, default_value=''),
       },
       sequence_features={
           features.IMAGE_KEY: tf.io.FixedLenSequenceFeature([], tf.string),
@@ -53,6 +56,7 @@ def parse_record(serialized: tf.Tensor) -> dict:
   return {
       'frames': clip_augment.check_frames(sequence[features.IMAGE_KEY]),
       'label': tf.cast(context[features.LABEL_INDEX_KEY], tf.int32),
+      'id': context[features.CLIP_ID_KEY],
   }
 
 
@@ -104,7 +108,8 @@ def tfds_dataset(name: str, split: str, data_dir: Optional[str], *,
   def to_dict(example):
     label = example[label_key] if label_key else tf.constant(
         features.NO_LABEL, tf.int64)
+    # TFDS video datasets carry no clip id.
     return {'frames': clip_augment.check_frames(example[frames_key]),
-            'label': tf.cast(label, tf.int32)}
+            'label': tf.cast(label, tf.int32), 'id': tf.constant('')}
   return dataset.map(to_dict, num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=True)

@@ -60,9 +60,13 @@ class CVRLModel(tf_keras.Model):
     return {'backbone': self.backbone}
 
 
-def build_backbone(config: modeling_cfg.CVRLModelConfig, input_shape,
+def build_backbone(config, input_shape,
                    kernel_regularizer=None) -> tf_keras.Model:
-  """The configured backbone, through Model Garden's backbone factory."""
+  """The configured backbone, through Model Garden's backbone factory.
+
+  `config`: any model config with `backbone` and `norm_activation` (the
+  pretraining CVRLModelConfig, the classification model config).
+  """
   config.validate()
   specs = tf_keras.layers.InputSpec(shape=(None,) + tuple(input_shape))
   return factory.build_backbone(

@@ -28,29 +28,55 @@ def _norm(norm, name, zero_gamma=False):
   return norm(name=name, gamma_initializer='zeros' if zero_gamma else 'ones')
 
 
-def _conv(filters, kernel, strides, regularizer, name):
-  return tf_keras.layers.Conv3D(
-      filters, kernel, strides=strides, padding='same', use_bias=False,
+class _Layers3D:
+  """Conv and pooling layers of the video network; sizes are (t, h, w)."""
+  conv = tf_keras.layers.Conv3D
+  max_pool = tf_keras.layers.MaxPool3D
+  global_pool = tf_keras.layers.GlobalAveragePooling3D
+
+  @staticmethod
+  def size(thw):
+    return tuple(thw)
+
+
+class _Layers2D:
+  """The same network on images: every (t, h, w) loses its t. Used as the
+  2D twin whose ImageNet weights `inflation` turns into the 3D network."""
+  conv = tf_keras.layers.Conv2D
+  max_pool = tf_keras.layers.MaxPool2D
+  global_pool = tf_keras.layers.GlobalAveragePooling2D
+
+  @staticmethod
+  def size(thw):
+    return tuple(thw[1:])
+
+
+def _conv(ops, filters, kernel, strides, regularizer, name):
+  return ops.conv(
+      filters, ops.size(kernel), strides=ops.size(strides), padding='same',
+      use_bias=False,
       kernel_initializer=tf_keras.initializers.VarianceScaling(
           2.0, mode='fan_out', distribution='untruncated_normal'),
       kernel_regularizer=regularizer, name=name)
 
 
-def _bottleneck(x, filters, temporal_kernel, stride, norm, activation,
+def _bottleneck(ops, x, filters, temporal_kernel, stride, norm, activation,
                 regularizer, zero_init, name):
   """Bottleneck block; the spatial stride sits in the 1x3x3 conv (v1.5)."""
   out_filters = 4 * filters
   shortcut = x
   if x.shape[-1] != out_filters or stride != 1:
-    shortcut = _conv(out_filters, 1, (1, stride, stride), regularizer,
-                     f'{name}_proj')(x)
+    shortcut = _conv(ops, out_filters, (1, 1, 1), (1, stride, stride),
+                     regularizer, f'{name}_proj')(x)
     shortcut = _norm(norm, f'{name}_proj_bn')(shortcut)
-  y = _conv(filters, (temporal_kernel, 1, 1), 1, regularizer, f'{name}_a')(x)
+  y = _conv(ops, filters, (temporal_kernel, 1, 1), (1, 1, 1), regularizer,
+            f'{name}_a')(x)
   y = activation(_norm(norm, f'{name}_a_bn')(y))
-  y = _conv(filters, (1, 3, 3), (1, stride, stride), regularizer,
+  y = _conv(ops, filters, (1, 3, 3), (1, stride, stride), regularizer,
             f'{name}_b')(y)
   y = activation(_norm(norm, f'{name}_b_bn')(y))
-  y = _conv(out_filters, 1, 1, regularizer, f'{name}_c')(y)
+  y = _conv(ops, out_filters, (1, 1, 1), (1, 1, 1), regularizer,
+            f'{name}_c')(y)
   y = _norm(norm, f'{name}_c_bn', zero_gamma=zero_init)(y)
   return activation(tf_keras.layers.Add(name=f'{name}_add')([shortcut, y]))
 
@@ -66,6 +92,26 @@ def build_r3d(config: modeling_cfg.R3DConfig,
   The model's output is the pooled feature; `model.endpoints` also holds
   the stage outputs ('res2'..'res5') for detection or dense heads.
   """
+  return _build_resnet(_Layers3D, config, input_shape, use_sync_bn,
+                       norm_momentum, norm_epsilon, kernel_regularizer,
+                       name or f'r3d{config.depth}_w{config.width_multiplier:g}',
+                       input_name='video')
+
+
+def build_resnet2d_twin(config: modeling_cfg.R3DConfig,
+                        input_shape=(None, None, 3), norm_epsilon=1e-5,
+                        name: Optional[str] = None) -> tf_keras.Model:
+  """The 2D ResNet with the R3D's layers, names and conventions (v1.5,
+  'same' padding, no conv bias): [B, H, W, 3] -> [B, 2048w]. Its weights
+  (e.g. from ImageNet) inflate exactly into `build_r3d(config)`."""
+  return _build_resnet(_Layers2D, config, input_shape, False, 0.9,
+                       norm_epsilon, None,
+                       name or f'resnet{config.depth}_2d_w'
+                       f'{config.width_multiplier:g}', input_name='image')
+
+
+def _build_resnet(ops, config, input_shape, use_sync_bn, norm_momentum,
+                  norm_epsilon, kernel_regularizer, name, input_name):
   config.validate()
   width = config.width_multiplier
 
@@ -75,28 +121,26 @@ def build_r3d(config: modeling_cfg.R3DConfig,
         synchronized=use_sync_bn, **kwargs)
 
   relu = tf_keras.layers.Activation('relu')
-  inputs = tf_keras.Input(shape=input_shape, name='video')
-  x = _conv(int(64 * width), (config.stem_temporal_kernel, 7, 7),
+  inputs = tf_keras.Input(shape=input_shape, name=input_name)
+  x = _conv(ops, int(64 * width), (config.stem_temporal_kernel, 7, 7),
             (config.stem_temporal_stride, 2, 2), kernel_regularizer,
             'stem_conv')(inputs)
   x = relu(norm(name='stem_bn')(x))
-  x = tf_keras.layers.MaxPool3D((1, 3, 3), (1, 2, 2), padding='same',
-                                name='stem_pool')(x)
+  x = ops.max_pool(ops.size((1, 3, 3)), ops.size((1, 2, 2)), padding='same',
+                   name='stem_pool')(x)
   endpoints = {}
   blocks = modeling_cfg.BLOCK_COUNTS[config.depth]
   for stage, (num_blocks, filters, stride, t_kernel) in enumerate(zip(
       blocks, _STAGE_FILTERS, _STAGE_STRIDES,
       config.stage_temporal_kernels)):
     for block in range(num_blocks):
-      x = _bottleneck(x, int(filters * width), t_kernel,
+      x = _bottleneck(ops, x, int(filters * width), t_kernel,
                       stride if block == 0 else 1, norm, relu,
                       kernel_regularizer, config.zero_init_residual,
                       name=f'res{stage + 2}_{block}')
     endpoints[f'res{stage + 2}'] = x
-  features = tf_keras.layers.GlobalAveragePooling3D(name='pool')(x)
-  model = tf_keras.Model(
-      inputs, features,
-      name=name or f'r3d{config.depth}_w{width:g}')
+  features = ops.global_pool(name='pool')(x)
+  model = tf_keras.Model(inputs, features, name=name)
   model.endpoints = endpoints
   return model
 

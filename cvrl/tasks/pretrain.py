@@ -4,24 +4,31 @@ train_step: both views through the encoder and head in one batch (so synced
 BN sees all 2N clips), InfoNCE with negatives gathered from every replica,
 weight decay on kernels, the per-replica loss divided by the number of
 replicas (the optimizer sums gradients across replicas). validation_step:
-the same loss and accuracy on held-out videos, without updates.
+the same loss and accuracy on held-out videos, without updates, plus the kNN
+monitor: leave-one-out kNN top-1 on the backbone features of the labelled
+validation videos (`knn_top1_accuracy`).
 """
 
 from typing import Dict, Optional
 
+from absl import logging
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from official.core import base_task
 from official.core import task_factory
 
+from cvrl import evaluation
 from cvrl import losses
 from cvrl.configs import pretrain as pretrain_cfg
 from cvrl.data import pipelines
 from cvrl.modeling import cvrl_model
+from cvrl.tasks import gradients
 
 METRIC_NAMES = ('contrastive_loss', 'contrastive_accuracy', 'entropy',
                 'regularization_loss')
+KNN_FEATURES, KNN_LABELS = 'knn_features', 'knn_labels'
 
 
 def _views(features) -> tf.Tensor:
@@ -66,8 +73,10 @@ class PretrainTask(base_task.Task):
   def build_metrics(self, training: bool = True):
     return [tf_keras.metrics.Mean(name) for name in METRIC_NAMES]
 
-  def _losses(self, model, views, training: bool) -> Dict[str, tf.Tensor]:
-    outputs = model(views, training=training)
+  def _losses(self, model, views, training: bool,
+              outputs=None) -> Dict[str, tf.Tensor]:
+    if outputs is None:
+      outputs = model(views, training=training)
     embeddings = tf.cast(outputs['embeddings'], tf.float32)
     first, second = tf.split(embeddings, 2, axis=0)
     contrastive = losses.contrastive_loss(
@@ -84,16 +93,9 @@ class PretrainTask(base_task.Task):
     }
 
   def _loss_and_grads(self, model, optimizer, views):
-    num_replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    with tf.GradientTape() as tape:
-      logs = self._losses(model, views, training=True)
-      scaled = logs['total_loss'] / num_replicas
-      if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-        scaled = optimizer.get_scaled_loss(scaled)
-    grads = tape.gradient(scaled, model.trainable_variables)
-    if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-      grads = optimizer.get_unscaled_gradients(grads)
-    return logs, grads
+    return gradients.replica_loss_and_grads(
+        lambda: self._losses(model, views, training=True), optimizer,
+        lambda: model.trainable_variables)
 
   def _image_summaries(self, views: tf.Tensor) -> None:
     clips = self.task_config.image_summary_clips
@@ -116,8 +118,45 @@ class PretrainTask(base_task.Task):
     return self._update_metrics(logs, metrics)
 
   def validation_step(self, inputs, model, metrics=None):
-    logs = self._losses(model, _views(inputs), training=False)
-    return self._update_metrics(logs, metrics)
+    views = _views(inputs)
+    outputs = model(views, training=False)
+    logs = self._update_metrics(
+        self._losses(model, views, training=False, outputs=outputs), metrics)
+    if self.task_config.knn_monitor.k:
+      # Backbone features of a video (mean of its two views: less
+      # augmentation noise than one view), kept for the kNN monitor.
+      first, second = tf.split(tf.cast(outputs['features'], tf.float32), 2)
+      logs[KNN_FEATURES] = (first + second) / 2.0
+      logs[KNN_LABELS] = inputs['label']
+    return logs
+
+  def aggregate_logs(self, state=None, step_outputs=None):
+    """Collects the kNN features of every evaluation step (host side)."""
+    if not step_outputs or KNN_FEATURES not in step_outputs:
+      return state
+    state = state or {KNN_FEATURES: [], KNN_LABELS: []}
+    for key in (KNN_FEATURES, KNN_LABELS):
+      # One value per local replica under a distribution strategy.
+      values = step_outputs[key]
+      if not isinstance(values, (tuple, list)):
+        values = [values]
+      state[key].extend(np.asarray(v) for v in values)
+    return state
+
+  def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
+    """knn_top1_accuracy over the labelled validation videos."""
+    if not aggregated_logs:
+      return {}
+    features = np.concatenate(aggregated_logs[KNN_FEATURES])
+    labels = np.concatenate(aggregated_logs[KNN_LABELS])
+    labelled = labels >= 0
+    if labelled.sum() < 2:
+      logging.warning('kNN monitor: fewer than 2 labelled validation videos')
+      return {}
+    monitor = self.task_config.knn_monitor
+    return {'knn_top1_accuracy': evaluation.knn_top1(
+        features[labelled], labels[labelled], monitor.k,
+        monitor.temperature)}
 
   def _update_metrics(self, logs, metrics):
     out = {self.loss: logs['total_loss']}

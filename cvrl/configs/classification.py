@@ -1,0 +1,324 @@
+"""Evaluation protocols of paper section 4.1 as typed configs and experiments.
+
+One task, `ClassificationTaskConfig`, covers them all; what differs is data:
+  linear evaluation    freeze_backbone, normalize_features, init_checkpoint
+  fine-tuning          init_checkpoint (semi-supervised, UCF-101, HMDB-51)
+  supervised / random  random_backbone (from scratch; the random-encoder
+                       baseline is linear evaluation with random_backbone)
+
+Launch any experiment below with
+  python -m cvrl.train --experiment=NAME --mode=train_and_eval \
+      --model_dir=DIR --params_override=task.init_checkpoint=PRETRAIN_DIR
+(plus --config_file=experiments/....yaml where one exists). Training views:
+one 32-frame clip at stride 2, crop and flip; testing: 10 clips x 3 crops
+per video at short side 256, softmax averaged over the 30 views.
+"""
+
+import dataclasses
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import hyperparams
+from official.vision.configs import common
+
+from cvrl.configs import modeling
+from cvrl.configs import pretrain
+from cvrl.configs import video_data
+
+# Classes and train-set size of each dataset (UCF-101 / HMDB-51: split 1;
+# set task.train_data.num_examples for other splits or your own copy).
+DATASETS = {
+    'k400': dict(num_classes=400, train_examples=235_520),
+    'k600': dict(num_classes=600, train_examples=363_520),
+    'ucf101': dict(num_classes=101, train_examples=9_537),
+    'hmdb51': dict(num_classes=51, train_examples=3_570),
+}
+
+
+@dataclasses.dataclass
+class ClassifierHeadConfig(hyperparams.Config):
+  num_classes: int = 400
+  # l2-normalise the pooled feature before the linear layer (paper: linear
+  # evaluation yes, supervised training no).
+  normalize_features: bool = True
+  # Then a parameter-free batch norm (MAE's linear probe): the classifier
+  # stays linear in the feature, but SGD no longer has to find small
+  # discriminative directions beside a large shared component; converges in
+  # a few epochs. Off in the paper's recipes, on in the CPU demo.
+  batch_norm_features: bool = False
+  dropout_rate: float = 0.0
+
+
+@dataclasses.dataclass
+class ClassificationModelConfig(hyperparams.Config):
+  backbone: modeling.Backbone3D = dataclasses.field(
+      default_factory=modeling.Backbone3D)
+  norm_activation: common.NormActivation = dataclasses.field(
+      default_factory=lambda: common.NormActivation(
+          activation='relu', use_sync_bn=True, norm_momentum=0.9,
+          norm_epsilon=1e-5))
+  head: ClassifierHeadConfig = dataclasses.field(
+      default_factory=ClassifierHeadConfig)
+
+  def validate(self) -> None:
+    video_data.check(self.backbone.type == 'cvrl_r3d', 'model.backbone.type',
+                     self.backbone.type, "'cvrl_r3d'")
+    self.backbone.cvrl_r3d.validate()
+    video_data.check(self.head.num_classes >= 2, 'model.head.num_classes',
+                     self.head.num_classes, '>= 2')
+    video_data.check(0.0 <= self.head.dropout_rate < 1.0,
+                     'model.head.dropout_rate', self.head.dropout_rate,
+                     'in [0, 1)')
+
+
+@dataclasses.dataclass
+class ClassificationTaskConfig(cfg.TaskConfig):
+  """Video classification on a (pretrained, frozen or not) R3D backbone."""
+  model: ClassificationModelConfig = dataclasses.field(
+      default_factory=ClassificationModelConfig)
+  train_data: video_data.VideoDataConfig = dataclasses.field(
+      default_factory=lambda: video_data.VideoDataConfig(
+          mode='train', is_training=True, num_frames=32))
+  validation_data: video_data.VideoDataConfig = dataclasses.field(
+      default_factory=lambda: video_data.VideoDataConfig(
+          mode='test', is_training=False, num_frames=32, repeat=False,
+          drop_remainder=False))
+  # Train only the head; the backbone's weights and BN statistics stay as
+  # restored (BN runs in inference mode).
+  freeze_backbone: bool = True
+  # Start from random weights instead of init_checkpoint: supervised
+  # training from scratch, or the random-encoder baseline. Exactly one of
+  # the two must be set, so a missing checkpoint never means "from scratch".
+  random_backbone: bool = False
+  l2_weight_decay: float = 0.0
+  label_smoothing: float = 0.0
+  init_seed: int = 0
+  jit_compile: bool = False
+
+  def validate(self) -> None:
+    self.model.validate()
+    video_data.check(
+        bool(self.init_checkpoint) != self.random_backbone,
+        'task.init_checkpoint', self.init_checkpoint,
+        'a pretrained checkpoint (file or folder), or task.random_backbone='
+        'true for a randomly initialised encoder, not both')
+    video_data.check(self.l2_weight_decay >= 0, 'task.l2_weight_decay',
+                     self.l2_weight_decay, '>= 0')
+    video_data.check(0.0 <= self.label_smoothing < 1.0,
+                     'task.label_smoothing', self.label_smoothing, 'in [0, 1)')
+    video_data.check(self.train_data.mode == 'train', 'train_data.mode',
+                     self.train_data.mode, "'train'")
+    video_data.check(self.validation_data.mode in ('train', 'test'),
+                     'validation_data.mode', self.validation_data.mode,
+                     "'test' (multi-view) or 'train'")
+    self.train_data.validate()
+
+
+def classification_experiment(
+    dataset: str, *, epochs: int, base_lr: float, batch_size: int,
+    freeze_backbone: bool, init_checkpoint: str = '',
+    random_backbone: bool = False, normalize_features: bool = True,
+    dropout_rate: float = 0.0, l2_weight_decay: float = 0.0,
+    warmup_epochs: int = 5, train_path: str = '', val_path: str = '',
+    train_examples: int = 0) -> cfg.ExperimentConfig:
+  """The paper's evaluation recipe on `dataset`, R3D-50, TPU, bfloat16."""
+  facts = DATASETS[dataset]
+  examples = train_examples or facts['train_examples']
+  root = f'gs://YOUR_BUCKET/{dataset}/tfrecords'
+  total, optimizer = pretrain.pretrain_schedule(
+      examples, batch_size, epochs, warmup_epochs=warmup_epochs,
+      base_lr=base_lr)
+  model = ClassificationModelConfig(head=ClassifierHeadConfig(
+      num_classes=facts['num_classes'],
+      normalize_features=normalize_features, dropout_rate=dropout_rate))
+  task = ClassificationTaskConfig(
+      model=model,
+      train_data=video_data.VideoDataConfig(
+          mode='train', is_training=True, num_frames=32,
+          input_path=train_path or f'{root}/train-*.tfrecord',
+          global_batch_size=batch_size, num_examples=examples,
+          num_classes=facts['num_classes'], dtype='bfloat16',
+          shuffle_buffer_size=1024, seed=0),
+      validation_data=video_data.VideoDataConfig(
+          mode='test', is_training=False, repeat=False, drop_remainder=False,
+          num_frames=32, input_path=val_path or f'{root}/val-*.tfrecord',
+          global_batch_size=32, num_classes=facts['num_classes'],
+          dtype='bfloat16', seed=1),
+      freeze_backbone=freeze_backbone, init_checkpoint=init_checkpoint,
+      random_backbone=random_backbone, l2_weight_decay=l2_weight_decay)
+  steps_per_epoch = max(1, examples // batch_size)
+  return cfg.ExperimentConfig(
+      task=task,
+      runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16',
+                                distribution_strategy='tpu'),
+      trainer=cfg.TrainerConfig(
+          train_steps=total, steps_per_loop=min(500, steps_per_epoch),
+          summary_interval=min(500, steps_per_epoch),
+          checkpoint_interval=min(2000, 5 * steps_per_epoch),
+          validation_interval=min(10_000, 10 * steps_per_epoch),
+          validation_steps=-1, optimizer_config=optimizer, max_to_keep=3,
+          best_checkpoint_eval_metric='top_1_accuracy',
+          best_checkpoint_metric_comp='higher',
+          best_checkpoint_export_subdir='best'),
+      restrictions=['task.train_data.is_training != None'])
+
+
+def _pretrained(dataset: str) -> str:
+  return f'gs://YOUR_BUCKET/cvrl/pretrain_{dataset}'
+
+
+def linear_eval(dataset: str, base_lr: float = 32.0, epochs: int = 100,
+                batch_size: int = 1024, **kwargs) -> cfg.ExperimentConfig:
+  """Frozen backbone, l2-normalised feature, one linear layer, no decay."""
+  kwargs.setdefault('init_checkpoint', _pretrained('k400'))
+  return classification_experiment(
+      dataset, epochs=epochs, base_lr=base_lr, batch_size=batch_size,
+      freeze_backbone=True, **kwargs)
+
+
+def fine_tune(dataset: str, base_lr: float, epochs: int, batch_size: int,
+              **kwargs) -> cfg.ExperimentConfig:
+  """All layers trained from the pretrained backbone."""
+  kwargs.setdefault('init_checkpoint', _pretrained('k400'))
+  return classification_experiment(
+      dataset, epochs=epochs, base_lr=base_lr, batch_size=batch_size,
+      freeze_backbone=False, normalize_features=False,
+      l2_weight_decay=1e-6, **kwargs)
+
+
+@exp_factory.register_config_factory('cvrl_linear_eval_k400')
+def cvrl_linear_eval_k400() -> cfg.ExperimentConfig:
+  """Paper Table 2 (66.1% top-1 for R3D-50 pretrained 800 epochs on K400)."""
+  return linear_eval('k400')
+
+
+@exp_factory.register_config_factory('cvrl_linear_eval_k600')
+def cvrl_linear_eval_k600() -> cfg.ExperimentConfig:
+  """Paper Table 2, K600 rows (pretrained on K600)."""
+  return linear_eval('k600', init_checkpoint=_pretrained('k600'))
+
+
+@exp_factory.register_config_factory('cvrl_semi_supervised_k400_1pct')
+def cvrl_semi_supervised_k400_1pct() -> cfg.ExperimentConfig:
+  """Paper Table 3, 1% of K400 labels (tfrecords_tools.make_subset --fraction=0.01)."""
+  return fine_tune(
+      'k400', base_lr=0.2, epochs=100, batch_size=1024, warmup_epochs=0,
+      train_path='gs://YOUR_BUCKET/k400/tfrecords_1pct/train-*.tfrecord',
+      train_examples=round(0.01 * DATASETS['k400']['train_examples']))
+
+
+@exp_factory.register_config_factory('cvrl_semi_supervised_k400_10pct')
+def cvrl_semi_supervised_k400_10pct() -> cfg.ExperimentConfig:
+  """Paper Table 3, 10% of K400 labels (make_subset --fraction=0.1)."""
+  return fine_tune(
+      'k400', base_lr=0.2, epochs=50, batch_size=1024, warmup_epochs=0,
+      train_path='gs://YOUR_BUCKET/k400/tfrecords_10pct/train-*.tfrecord',
+      train_examples=round(0.1 * DATASETS['k400']['train_examples']))
+
+
+def _downstream_paths(dataset: str, split: int):
+  root = f'gs://YOUR_BUCKET/{dataset}/split{split}'
+  return dict(train_path=f'{root}/train-*.tfrecord',
+              val_path=f'{root}/test-*.tfrecord')
+
+
+@exp_factory.register_config_factory('cvrl_ucf101_finetune')
+def cvrl_ucf101_finetune() -> cfg.ExperimentConfig:
+  """Paper Table 4; split 1 (experiments/ucf101_split{2,3}.yaml for others)."""
+  return fine_tune('ucf101', base_lr=0.16, epochs=50, batch_size=128,
+                   **_downstream_paths('ucf101', 1))
+
+
+@exp_factory.register_config_factory('cvrl_ucf101_linear_eval')
+def cvrl_ucf101_linear_eval() -> cfg.ExperimentConfig:
+  return linear_eval('ucf101', base_lr=0.8, epochs=50, batch_size=128,
+                     **_downstream_paths('ucf101', 1))
+
+
+@exp_factory.register_config_factory('cvrl_hmdb51_finetune')
+def cvrl_hmdb51_finetune() -> cfg.ExperimentConfig:
+  """Paper Table 4; split 1 (experiments/hmdb51_split{2,3}.yaml for others)."""
+  return fine_tune('hmdb51', base_lr=0.16, epochs=50, batch_size=128,
+                   **_downstream_paths('hmdb51', 1))
+
+
+@exp_factory.register_config_factory('cvrl_hmdb51_linear_eval')
+def cvrl_hmdb51_linear_eval() -> cfg.ExperimentConfig:
+  return linear_eval('hmdb51', base_lr=0.2, epochs=50, batch_size=128,
+                     **_downstream_paths('hmdb51', 1))
+
+
+def supervised(dataset: str) -> cfg.ExperimentConfig:
+  """Supervised upper bound: from scratch, no normalisation, dropout 0.5."""
+  return classification_experiment(
+      dataset, epochs=200, base_lr=0.8, batch_size=1024,
+      freeze_backbone=False, random_backbone=True, normalize_features=False,
+      dropout_rate=0.5, l2_weight_decay=1e-6)
+
+
+@exp_factory.register_config_factory('cvrl_supervised_k400')
+def cvrl_supervised_k400() -> cfg.ExperimentConfig:
+  return supervised('k400')
+
+
+@exp_factory.register_config_factory('cvrl_supervised_k600')
+def cvrl_supervised_k600() -> cfg.ExperimentConfig:
+  return supervised('k600')
+
+
+@exp_factory.register_config_factory('cvrl_linear_eval_demo')
+def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
+  """Linear evaluation of the demo's pretrained R3D-14 on the synthetic set.
+
+  python -m cvrl.train --experiment=cvrl_linear_eval_demo \
+      --mode=train_and_eval --model_dir=demo_output/linear_cvrl \
+      --params_override=task.init_checkpoint=demo_output/pretrain
+  (task.init_checkpoint='',task.random_backbone=true: the random encoder).
+  """
+  demo = pretrain.cvrl_pretrain_demo()
+  data = demo.task.train_data
+  batch, examples, epochs = 16, data.num_examples, 30
+  total, optimizer = pretrain.pretrain_schedule(
+      examples, batch, epochs, warmup_epochs=0, base_lr=0.003)
+  model = ClassificationModelConfig(
+      backbone=demo.task.model.backbone,
+      norm_activation=demo.task.model.norm_activation,
+      # The small encoder's features on 32-pixel clips are nearly collinear
+      # (mean cosine 0.997), so an l2-normalised feature leaves ~1e-3 of
+      # signal for SGD to find: the demo probes batch-normalised features
+      # (still a linear classifier, MAE's probe) instead.
+      head=ClassifierHeadConfig(num_classes=8, normalize_features=False,
+                                batch_norm_features=True))
+  # Whole frames, no flip: at 32 pixels a crop loses the moving object, and
+  # a flip swaps the left/right and cw/ccw classes.
+  common_data = dict(num_frames=data.num_frames,
+                     frame_stride=data.frame_stride,
+                     crop_size=data.crop_size, num_classes=8,
+                     cycle_length=4,
+                     train_view=video_data.crop_and_flip_only(
+                         area_range=(1.0, 1.0)).replace(
+                             flip_prob=0.0, crop_aspect_range=(1.0, 1.0)))
+  task = ClassificationTaskConfig(
+      model=model,
+      train_data=video_data.VideoDataConfig(
+          mode='train', is_training=True, num_examples=examples,
+          global_batch_size=batch, shuffle_buffer_size=64, seed=0,
+          input_path='demo_output/tfrecords/train/train-*.tfrecord',
+          **common_data),
+      validation_data=video_data.VideoDataConfig(
+          mode='test', is_training=False, repeat=False, drop_remainder=False,
+          global_batch_size=16, num_test_clips=4, num_test_crops=1,
+          test_short_side=data.crop_size, seed=1,
+          input_path='demo_output/tfrecords/val/val-*.tfrecord',
+          **common_data),
+      init_checkpoint='demo_output/pretrain')
+  return cfg.ExperimentConfig(
+      task=task,
+      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
+                                num_gpus=0),
+      trainer=cfg.TrainerConfig(
+          train_steps=total, steps_per_loop=total // 2,
+          summary_interval=total // 2, checkpoint_interval=total,
+          validation_interval=total, validation_steps=-1,
+          optimizer_config=optimizer, max_to_keep=1),
+      restrictions=['task.train_data.is_training != None'])

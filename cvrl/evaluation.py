@@ -1,0 +1,65 @@
+"""Pure functions of the evaluation protocols: multi-view averaging and kNN.
+
+Both are plain functions of arrays so tests can compare them with hand
+computations; the tasks and `export_features` call them.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def average_view_probabilities(logits: tf.Tensor, num_views: int) -> tf.Tensor:
+  """Softmax of every view, averaged over the views of each video.
+
+  Args:
+    logits: [B * num_views, C], the views of a video consecutive (as the test
+      pipeline lays them out: clip-major, crops within a clip).
+    num_views: views per video (clips x crops, 30 in the paper).
+  Returns:
+    [B, C] class probabilities per video (each row sums to 1).
+  """
+  probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+  probs = tf.reshape(probs, [-1, num_views, probs.shape[-1]])
+  return tf.reduce_mean(probs, axis=1)
+
+
+def fold_views(images: tf.Tensor):
+  """[B, V, T, H, W, 3] -> ([B * V, T, H, W, 3], V); rank 5 passes (V=1)."""
+  if images.shape.rank == 5:
+    return images, 1
+  num_views = images.shape[1]
+  return tf.reshape(images, [-1] + images.shape[2:].as_list()), num_views
+
+
+def knn_top1(features: np.ndarray, labels: np.ndarray, k: int = 20,
+             temperature: float = 0.07) -> float:
+  """Leave-one-out weighted kNN top-1 accuracy on one labelled set.
+
+  Cosine similarity of l2-normalised features; each sample's k nearest
+  *other* samples vote for their labels with weight exp(similarity / T)
+  (Wu et al. 2018, as the kNN monitors of self-supervised codebases); ties go
+  to the smaller class index.
+
+  Args:
+    features: [N, D]; labels: [N] ints. N >= 2.
+  Returns:
+    The fraction of samples whose vote equals their label.
+  """
+  features = np.asarray(features, np.float64)
+  labels = np.asarray(labels).astype(np.int64)
+  if features.ndim != 2 or len(features) != len(labels) or len(labels) < 2:
+    raise ValueError(f'knn_top1: features {features.shape} and labels '
+                     f'{labels.shape} must be [N, D] and [N] with N >= 2')
+  norms = np.linalg.norm(features, axis=1, keepdims=True)
+  unit = features / np.maximum(norms, 1e-12)
+  similarity = unit @ unit.T
+  np.fill_diagonal(similarity, -np.inf)  # leave the sample itself out
+  k = min(k, len(labels) - 1)
+  # Stable order: equal similarities keep index order, so results are exact.
+  neighbours = np.argsort(-similarity, axis=1, kind='stable')[:, :k]
+  weights = np.exp(np.take_along_axis(similarity, neighbours, 1) / temperature)
+  num_classes = int(labels.max()) + 1
+  votes = np.zeros((len(labels), num_classes))
+  np.add.at(votes, (np.arange(len(labels))[:, None], labels[neighbours]),
+            weights)
+  return float(np.mean(np.argmax(votes, axis=1) == labels))

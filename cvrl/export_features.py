@@ -1,0 +1,72 @@
+r"""Exports backbone features of video TFRecords to an .npz file.
+
+  python -m cvrl.export_features --experiment=cvrl_linear_eval_k400 \
+      --checkpoint=gs://BUCKET/cvrl/pretrain_k400 \
+      --pattern='/data/k400/tfrecords/val-*.tfrecord' --output=features.npz \
+      --num_clips=10 --num_crops=3 --average_views
+
+The experiment (plus --config_file / --params_override, strictly applied)
+says which backbone and which clip length, stride and sizes; the checkpoint
+(a folder or a prefix: pretraining, classification or inflation runs) must
+hold exactly that backbone, else the error names the first variable that
+differs. Output keys: features [N, D] (or [N, V, D] with
+--noaverage_views), labels [N], ids [N].
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from official.core import exp_factory
+from official.modeling import hyperparams
+
+from cvrl import feature_export
+from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+from cvrl.modeling import checkpoint_restore
+
+_EXPERIMENT = flags.DEFINE_string('experiment', None, 'Registered experiment.')
+_CONFIG_FILE = flags.DEFINE_multi_string('config_file', None,
+                                         'YAML overrides, applied in order.')
+_PARAMS_OVERRIDE = flags.DEFINE_string('params_override', '',
+                                       'Comma-separated key=value overrides.')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None,
+                                  'Checkpoint prefix or folder.')
+_PATTERN = flags.DEFINE_string('pattern', None, 'Glob(s) of the TFRecords.')
+_OUTPUT = flags.DEFINE_string('output', None, 'The .npz to write.')
+_NUM_CLIPS = flags.DEFINE_integer('num_clips', 1,
+                                  'Evenly spaced clips per video.')
+_NUM_CROPS = flags.DEFINE_integer('num_crops', 1, 'Crops per clip: 1 or 3.')
+_AVERAGE = flags.DEFINE_bool('average_views', True,
+                             'Average the views of a video into one feature.')
+_BATCH = flags.DEFINE_integer('batch_size', 8, 'Videos per batch.')
+
+
+def main(argv):
+  del argv
+  for name, flag in (('experiment', _EXPERIMENT), ('checkpoint', _CHECKPOINT),
+                     ('pattern', _PATTERN), ('output', _OUTPUT)):
+    if not flag.value:
+      raise app.UsageError(f'--{name} is required')
+  params = exp_factory.get_exp_config(_EXPERIMENT.value)
+  for path in _CONFIG_FILE.value or []:
+    params = hyperparams.override_params_dict(params, path, is_strict=True)
+  if _PARAMS_OVERRIDE.value:
+    params = hyperparams.override_params_dict(params, _PARAMS_OVERRIDE.value,
+                                              is_strict=True)
+  try:
+    summary = feature_export.export_features(
+        params, _CHECKPOINT.value, _PATTERN.value, _OUTPUT.value,
+        num_clips=_NUM_CLIPS.value, num_crops=_NUM_CROPS.value,
+        average_views=_AVERAGE.value, batch_size=_BATCH.value)
+  except (checkpoint_restore.RestoreError, ValueError) as e:
+    print(f'export_features: error: {e}', file=sys.stderr)
+    return 1
+  print(f"export_features: {summary['videos']} videos, features "
+        f"{summary['shape']} from {summary['checkpoint']} -> "
+        f"{summary['output']}")
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,82 @@
+"""Backbone features of any video TFRecords, for probing and retrieval.
+
+The library behind `python -m cvrl.export_features`: builds the backbone an
+experiment configures, restores it from a checkpoint (checked variable by
+variable), runs every video's test views through it and writes
+
+  features  float32 [N, D] (views averaged) or [N, V, D] (per view)
+  labels    int32 [N] (-1 for unlabelled videos)
+  ids       str [N] (clip ids as the converter wrote them)
+
+to an .npz file. Views: num_clips evenly spaced clips x num_crops crops of
+the test pipeline (1 x 1 is the centre clip, centre crop).
+"""
+
+import io
+import os
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from cvrl.configs import video_data
+from cvrl.data import pipelines
+from cvrl.modeling import checkpoint_restore
+from cvrl.modeling import cvrl_model
+
+
+def export_data_config(params, pattern: str, num_clips: int, num_crops: int,
+                       batch_size: int) -> video_data.VideoDataConfig:
+  """The experiment's validation input, turned to deterministic test views of
+  the videos matching `pattern`."""
+  data = video_data.VideoDataConfig()
+  data.override(params.task.validation_data.as_dict(), is_strict=False)
+  data.override(dict(
+      mode='test', is_training=False, repeat=False, drop_remainder=False,
+      input_path=pattern, tfds_name='', num_test_clips=num_clips,
+      num_test_crops=num_crops, global_batch_size=batch_size,
+      dtype='float32', start_step=0), is_strict=True)
+  data.validate()
+  return data
+
+
+def export_features(params, checkpoint: str, pattern: str, output: str,
+                    num_clips: int = 1, num_crops: int = 1,
+                    average_views: bool = True,
+                    batch_size: int = 8) -> Dict[str, object]:
+  """Writes the .npz described above; returns {'videos', 'shape', ...}."""
+  data = export_data_config(params, pattern, num_clips, num_crops, batch_size)
+  backbone = cvrl_model.build_backbone(
+      params.task.model, (data.num_frames, None, None, 3))
+  used = checkpoint_restore.restore_backbone(backbone, checkpoint)
+
+  @tf.function
+  def features_of(images):
+    folded = tf.reshape(images, [-1] + images.shape[2:].as_list())
+    out = tf.cast(backbone(folded, training=False), tf.float32)
+    return tf.reshape(out, [tf.shape(images)[0], images.shape[1], -1])
+
+  features, labels, ids = [], [], []
+  for batch in pipelines.build_dataset(data, keep_ids=True):
+    views = features_of(batch['image']).numpy()
+    features.append(views.mean(axis=1) if average_views else views)
+    labels.append(batch['label'].numpy())
+    ids.extend(i.decode('utf-8') for i in batch['id'].numpy())
+  if not features:
+    raise ValueError(f'{pattern}: no video to export')
+  result = dict(features=np.concatenate(features).astype(np.float32),
+                labels=np.concatenate(labels).astype(np.int32),
+                ids=np.array(ids))
+  directory = os.path.dirname(output)
+  if directory:
+    tf.io.gfile.makedirs(directory)
+  # Written locally then copied, so gs:// outputs work and a killed run
+  # never leaves a truncated file under the final name.
+  buffer = io.BytesIO()  # np.savez needs a seekable file; GFile is not
+  np.savez(buffer, **result)
+  tmp = output + '.tmp.npz'
+  with tf.io.gfile.GFile(tmp, 'wb') as f:
+    f.write(buffer.getvalue())
+  tf.io.gfile.rename(tmp, output, overwrite=True)
+  return {'videos': len(ids), 'shape': result['features'].shape,
+          'checkpoint': used, 'output': output}

@@ -1,0 +1,68 @@
+r"""Writes an ImageNet-inflated R3D backbone checkpoint (paper 4.2 baseline).
+
+  # tf_keras.applications ResNet50 ImageNet weights (the 'notop' .h5 file):
+  python -m cvrl.inflate_imagenet --source=keras_applications \
+      --weights=resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 \
+      --output=/data/inflated/r3d50_imagenet
+  # weights of the R3D's 2D twin (r3d.build_resnet2d_twin), .h5 or checkpoint:
+  python -m cvrl.inflate_imagenet --source=twin --weights=twin.weights.h5 \
+      --depth=50 --width_multiplier=1 --output=/data/inflated/r3d50_imagenet
+
+The output restores like a pretraining checkpoint, e.g. the ImageNet-inflated
+linear evaluation:
+  python -m cvrl.train --experiment=cvrl_linear_eval_k400 ... \
+      --params_override=task.init_checkpoint=/data/inflated/r3d50_imagenet
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+import tf_keras
+
+from cvrl.configs import modeling as modeling_cfg
+from cvrl.modeling import checkpoint_restore
+from cvrl.modeling import inflation
+from cvrl.modeling import r3d
+
+_SOURCE = flags.DEFINE_enum('source', 'keras_applications',
+                            ['keras_applications', 'twin'],
+                            'What network the weights belong to.')
+_WEIGHTS = flags.DEFINE_string('weights', None,
+                               '2D weights: .h5 file or TF checkpoint prefix.')
+_OUTPUT = flags.DEFINE_string('output', None, 'Checkpoint prefix to write.')
+_DEPTH = flags.DEFINE_integer('depth', 50, 'R3D depth (keras_applications: 50).')
+_WIDTH = flags.DEFINE_float('width_multiplier', 1.0, 'R3D width.')
+_MODE = flags.DEFINE_enum('mode', 'mean', list(inflation.INFLATION_MODES),
+                          "'mean': repeat over time / t; 'center': middle tap.")
+
+
+def main(argv):
+  del argv
+  if not _WEIGHTS.value or not _OUTPUT.value:
+    raise app.UsageError('--weights and --output are required')
+  config = modeling_cfg.R3DConfig(depth=_DEPTH.value,
+                                  width_multiplier=_WIDTH.value)
+  twin = r3d.build_resnet2d_twin(config)
+  try:
+    if _SOURCE.value == 'keras_applications':
+      source = tf_keras.applications.ResNet50(
+          include_top=False, weights=None, input_shape=(224, 224, 3))
+      source.load_weights(_WEIGHTS.value, skip_mismatch=False,
+                          by_name=_WEIGHTS.value.endswith('.h5'))
+      inflation.keras_applications_to_twin(source, twin)
+    else:
+      twin.load_weights(_WEIGHTS.value)
+    video = r3d.build_r3d(config)
+    count = inflation.inflate_weights(twin, video, _MODE.value)
+  except (inflation.InflationError, ValueError, OSError) as e:
+    print(f'inflate_imagenet: error: {e}', file=sys.stderr)
+    return 1
+  path = checkpoint_restore.save_backbone(video, _OUTPUT.value)
+  print(f'inflate_imagenet: {count} weights inflated into {video.name} '
+        f'-> {path}')
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,115 @@
+"""Restoring a backbone from a checkpoint, and checking what was restored.
+
+Model Garden's video_ssl linear evaluation calls `Checkpoint.read` without
+looking at the result: a checkpoint of another depth or width silently
+leaves the backbone at its random initialisation. Here every backbone
+variable is matched to the checkpoint by its object path and shape *before*
+anything is restored; the first mismatch fails naming the variable.
+
+Checkpoints hold the backbone under the root key 'backbone' (pretraining and
+classification runs of `train_lib`, and `cvrl.inflate_imagenet` output):
+
+  backbone/layer_with_weights-{i}/{attribute}/.ATTRIBUTES/VARIABLE_VALUE
+
+where i counts the layers that have weights in `model.layers` order (how
+tf_keras names a functional model's children).
+"""
+
+import os
+from typing import Dict, List, Tuple
+
+import tensorflow as tf
+import tf_keras
+
+BACKBONE_KEY = 'backbone'
+_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+class RestoreError(ValueError):
+  """The checkpoint does not hold the configured backbone."""
+
+
+def resolve_checkpoint(path: str) -> str:
+  """A checkpoint prefix from a prefix or a folder (its latest checkpoint)."""
+  if not path:
+    raise RestoreError('no checkpoint given')
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if not latest:
+      raise RestoreError(f'{path}: folder holds no checkpoint')
+    return latest
+  if not tf.io.gfile.glob(path + '.index'):
+    raise RestoreError(f'{path}: no such checkpoint (expected {path}.index '
+                       'or a folder with a "checkpoint" file)')
+  return path
+
+
+def expected_keys(backbone: tf_keras.Model, root: str = BACKBONE_KEY
+                  ) -> List[Tuple[str, tf.Variable]]:
+  """(checkpoint key, variable) of every backbone weight, in layer order."""
+  keys = []
+  weighted = [layer for layer in backbone.layers if layer.weights]
+  for index, layer in enumerate(weighted):
+    for variable in layer.weights:
+      attribute = variable.name.split('/')[-1].split(':')[0]
+      keys.append((f'{root}/layer_with_weights-{index}/{attribute}{_SUFFIX}',
+                   variable))
+  return keys
+
+
+def check_backbone_checkpoint(backbone: tf_keras.Model, checkpoint: str,
+                              root: str = BACKBONE_KEY) -> Dict[str, int]:
+  """Raises RestoreError at the first backbone variable the checkpoint lacks
+  or holds with another shape, or at a checkpoint backbone variable the
+  configured backbone does not have. Returns counts for logging."""
+  stored = dict(tf.train.list_variables(checkpoint))
+  prefix = root + '/'
+  # Weights only: optimizer slots (momentum) of backbone variables live
+  # under the same prefix with '.OPTIMIZER_SLOT' in their key.
+  stored_backbone = {k for k in stored if k.startswith(prefix) and
+                     k.endswith(_SUFFIX) and '.OPTIMIZER_SLOT' not in k}
+  if not stored_backbone:
+    roots = sorted({k.split('/')[0] for k in stored if '/' in k})
+    raise RestoreError(f'{checkpoint}: no {root!r} in the checkpoint (it '
+                       f'holds {roots}); expected a CVRL pretraining, '
+                       'classification or inflation checkpoint')
+  expected = expected_keys(backbone, root)
+  for key, variable in expected:
+    if key not in stored:
+      raise RestoreError(
+          f'{checkpoint}: backbone variable {variable.name} (shape '
+          f'{variable.shape.as_list()}) is not in the checkpoint (looked for '
+          f'{key}); the checkpoint was written for another backbone')
+    if list(stored[key]) != variable.shape.as_list():
+      raise RestoreError(
+          f'{checkpoint}: backbone variable {variable.name} has shape '
+          f'{variable.shape.as_list()} but the checkpoint holds {key} with '
+          f'shape {list(stored[key])}; depth or width differ from the run '
+          'that wrote it')
+  extra = sorted(stored_backbone - {key for key, _ in expected})
+  if extra:
+    raise RestoreError(
+        f'{checkpoint}: holds backbone variable {extra[0]} (and '
+        f'{len(extra) - 1} more) that the configured backbone does not have; '
+        'the checkpoint was written for a deeper or different backbone')
+  return {'variables': len(expected)}
+
+
+def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
+  """Checks, then restores the backbone; returns the checkpoint used."""
+  checkpoint = resolve_checkpoint(checkpoint_path)
+  check_backbone_checkpoint(backbone, checkpoint)
+  status = tf.train.Checkpoint(**{BACKBONE_KEY: backbone}).read(checkpoint)
+  # The names matched above; this also catches a variable Keras tracks
+  # outside `layer.weights`.
+  status.expect_partial().assert_existing_objects_matched()
+  return checkpoint
+
+
+def save_backbone(backbone: tf_keras.Model, path: str) -> str:
+  """Writes a checkpoint holding only the backbone (restorable as above),
+  and makes it its folder's latest, so the folder can be given instead."""
+  written = tf.train.Checkpoint(**{BACKBONE_KEY: backbone}).write(path)
+  tf.compat.v1.train.update_checkpoint_state(
+      os.path.dirname(written) or '.', written)
+  return written

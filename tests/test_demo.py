@@ -1,0 +1,40 @@
+"""The README's main command, shortened (CVRL_DEMO_QUICK=1), end to end:
+synthetic videos -> converter -> CVRL pretraining -> linear evaluation of
+the pretrained and of a random encoder -> the comparison table."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from cvrl import run_summary
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_end_to_end(tmp_path):
+  out = str(tmp_path / 'demo')
+  env = dict(os.environ, CVRL_DEMO_QUICK='1', TF_CPP_MIN_LOG_LEVEL='2')
+  result = subprocess.run(['bash', 'scripts/demo.sh', out], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True,
+                          timeout=1200, check=False)
+  assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+  text = result.stdout
+  for stage in range(1, 7):
+    assert f'== {stage}/6' in text
+  # The table: both encoders' top-1, then the margin of CVRL over random.
+  assert re.search(r'^CVRL\s+\d+\.\d\d\s+\d+\.\d\d\s+6$', text, re.M), text
+  assert re.search(r'^random\s+\d+\.\d\d\s+\d+\.\d\d\s+6$', text, re.M), text
+  assert re.search(r'CVRL - random: [+-]\d+\.\d\d points top-1', text)
+  assert 'pretraining:' in text and 'TensorBoard' in text
+  # Pretraining evaluated with the kNN monitor; the linear evaluations
+  # restored the pretrained backbone (checked), the baseline did not.
+  validation = run_summary.read_scalars(os.path.join(out, 'pretrain',
+                                                     'validation'))
+  assert 'knn_top1_accuracy' in validation
+  with open(os.path.join(out, 'linear_cvrl.log')) as f:
+    assert 'restored the backbone from' in f.read()
+  with open(os.path.join(out, 'linear_random.log')) as f:
+    assert 'random_backbone: the backbone keeps its random weights' in f.read()

@@ -1,0 +1,101 @@
+"""export_features: the backbone's features of the test views, with labels
+and ids, restored from a checked checkpoint."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from official.core import exp_factory
+
+from cvrl import feature_export
+from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+from cvrl.data import pipelines
+from cvrl.data import video_sources
+from cvrl.modeling import checkpoint_restore
+from cvrl.modeling import cvrl_model
+from tests import video_records
+from tests.conftest import run_module
+
+FRAMES = 4
+
+
+def _params(width=0.125):
+  params = exp_factory.get_exp_config('cvrl_linear_eval_demo')
+  params.task.model.backbone.cvrl_r3d.width_multiplier = width
+  val = params.task.validation_data
+  val.num_frames, val.frame_stride = FRAMES, 2
+  return params
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+  root = tmp_path_factory.mktemp('export')
+  videos = [([video_records.textured_frame(32, 48, seed=10 * v + k)
+              for k in range(12)], v % 3, f'video_{v}') for v in range(5)]
+  pattern = video_records.write_records(str(root / 'val-0.tfrecord'), videos)
+  params = _params()
+  backbone = cvrl_model.build_backbone(params.task.model,
+                                       (FRAMES, None, None, 3))
+  checkpoint = checkpoint_restore.save_backbone(backbone,
+                                                str(root / 'ckpt' / 'b'))
+  return params, backbone, checkpoint, pattern, root
+
+
+def test_features_labels_and_ids_of_every_video(exported):
+  params, backbone, checkpoint, pattern, root = exported
+  out = str(root / 'centre.npz')
+  summary = feature_export.export_features(params, checkpoint, pattern, out,
+                                           batch_size=2)
+  data = np.load(out)
+  assert summary['videos'] == 5 and data['features'].shape == (5, 256)
+  assert data['labels'].tolist() == [0, 1, 2, 0, 1]
+  assert data['ids'].tolist() == [f'video_{v}' for v in range(5)]
+  # Hand computation: the centre clip's centre crop through the backbone.
+  config = feature_export.export_data_config(params, pattern, 1, 1, 1)
+  for position, example in enumerate(
+      video_sources.tfrecord_dataset(pattern, shuffle_files=False, seed=0,
+                                     repeat=False, cycle_length=1)):
+    view = pipelines.test_views(example, None, config)['image']
+    want = backbone(view, training=False).numpy()[0]
+    np.testing.assert_allclose(data['features'][position], want, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_views_are_averaged_only_when_asked(exported):
+  params, _, checkpoint, pattern, root = exported
+  per_view, averaged = str(root / 'views.npz'), str(root / 'mean.npz')
+  feature_export.export_features(params, checkpoint, pattern, per_view,
+                                 num_clips=2, num_crops=3,
+                                 average_views=False)
+  feature_export.export_features(params, checkpoint, pattern, averaged,
+                                 num_clips=2, num_crops=3)
+  views = np.load(per_view)['features']
+  assert views.shape == (5, 6, 256)
+  assert np.abs(views[:, 0] - views[:, 5]).max() > 1e-4  # views differ
+  np.testing.assert_allclose(np.load(averaged)['features'], views.mean(1),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_backbone_is_refused(exported):
+  _, _, checkpoint, pattern, root = exported
+  with pytest.raises(checkpoint_restore.RestoreError,
+                     match='stem_conv/kernel:0 has shape'):
+    feature_export.export_features(_params(width=0.25), checkpoint, pattern,
+                                   str(root / 'never.npz'))
+  assert not tf.io.gfile.exists(str(root / 'never.npz'))
+
+
+def test_export_features_command(exported):
+  _, _, checkpoint, pattern, root = exported
+  out = str(root / 'cli.npz')
+  result = run_module(
+      'cvrl.export_features', '--experiment=cvrl_linear_eval_demo',
+      '--params_override=task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
+      f'task.validation_data.num_frames={FRAMES}',
+      f'--checkpoint={checkpoint}', f'--pattern={pattern}', f'--output={out}')
+  assert '5 videos' in result.stdout
+  assert np.load(out)['features'].shape == (5, 256)
+  bad = run_module('cvrl.export_features', '--experiment=cvrl_linear_eval_demo',
+                   f'--checkpoint={checkpoint}', f'--pattern={pattern}',
+                   f'--output={out}', check=False)  # width 0.25 by default
+  assert bad.returncode == 1 and 'stem_conv/kernel:0' in bad.stderr
