@@ -68,6 +68,9 @@ def test_knn_matches_a_loop_implementation():
     want = _knn_by_loops(features, labels, k, 0.07)
     assert evaluation.knn_top1(features, labels, k, 0.07) == pytest.approx(
         want)
+    # Blocks of queries give the same answer as one block.
+    assert evaluation.knn_top1(features, labels, k, 0.07,
+                               block_size=7) == pytest.approx(want)
   # Well separated clusters: perfect; a label that disagrees with its
   # neighbours: counted wrong.
   tight = centres[labels] + rng.normal(0, 0.01, size=(60, 16))
