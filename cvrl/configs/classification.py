@@ -19,7 +19,6 @@ import dataclasses
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.modeling import hyperparams
-from official.vision.configs import common
 
 from cvrl.configs import modeling
 from cvrl.configs import pretrain
@@ -50,20 +49,12 @@ class ClassifierHeadConfig(hyperparams.Config):
 
 
 @dataclasses.dataclass
-class ClassificationModelConfig(hyperparams.Config):
-  backbone: modeling.Backbone3D = dataclasses.field(
-      default_factory=modeling.Backbone3D)
-  norm_activation: common.NormActivation = dataclasses.field(
-      default_factory=lambda: common.NormActivation(
-          activation='relu', use_sync_bn=True, norm_momentum=0.9,
-          norm_epsilon=1e-5))
+class ClassificationModelConfig(modeling.EncoderConfig):
   head: ClassifierHeadConfig = dataclasses.field(
       default_factory=ClassifierHeadConfig)
 
   def validate(self) -> None:
-    video_data.check(self.backbone.type == 'cvrl_r3d', 'model.backbone.type',
-                     self.backbone.type, "'cvrl_r3d'")
-    self.backbone.cvrl_r3d.validate()
+    super().validate()
     video_data.check(self.head.num_classes >= 2, 'model.head.num_classes',
                      self.head.num_classes, '>= 2')
     video_data.check(0.0 <= self.head.dropout_rate < 1.0,

@@ -71,10 +71,10 @@ class ProjectionHeadConfig(hyperparams.Config):
 
 
 @dataclasses.dataclass
-class CVRLModelConfig(hyperparams.Config):
+class EncoderConfig(hyperparams.Config):
+  """The backbone and its normalisation: what every model config holds and
+  `cvrl_model.build_backbone` builds (pretraining, classification)."""
   backbone: Backbone3D = dataclasses.field(default_factory=Backbone3D)
-  projection_head: ProjectionHeadConfig = dataclasses.field(
-      default_factory=ProjectionHeadConfig)
   norm_activation: common.NormActivation = dataclasses.field(
       default_factory=lambda: common.NormActivation(
           activation='relu', use_sync_bn=True, norm_momentum=0.9,
@@ -84,4 +84,13 @@ class CVRLModelConfig(hyperparams.Config):
     video_data.check(self.backbone.type == 'cvrl_r3d', 'model.backbone.type',
                      self.backbone.type, "'cvrl_r3d'")
     self.backbone.cvrl_r3d.validate()
+
+
+@dataclasses.dataclass
+class CVRLModelConfig(EncoderConfig):
+  projection_head: ProjectionHeadConfig = dataclasses.field(
+      default_factory=ProjectionHeadConfig)
+
+  def validate(self) -> None:
+    super().validate()
     self.projection_head.validate()

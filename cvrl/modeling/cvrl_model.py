@@ -60,13 +60,10 @@ class CVRLModel(tf_keras.Model):
     return {'backbone': self.backbone}
 
 
-def build_backbone(config, input_shape,
+def build_backbone(config: modeling_cfg.EncoderConfig, input_shape,
                    kernel_regularizer=None) -> tf_keras.Model:
-  """The configured backbone, through Model Garden's backbone factory.
-
-  `config`: any model config with `backbone` and `norm_activation` (the
-  pretraining CVRLModelConfig, the classification model config).
-  """
+  """The configured backbone, through Model Garden's backbone factory
+  (`config`: any model config, they all extend EncoderConfig)."""
   config.validate()
   specs = tf_keras.layers.InputSpec(shape=(None,) + tuple(input_shape))
   return factory.build_backbone(
