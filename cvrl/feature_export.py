@@ -19,6 +19,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
+from cvrl import evaluation
 from cvrl.configs import video_data
 from cvrl.data import pipelines
 from cvrl.modeling import checkpoint_restore
@@ -52,9 +53,9 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
 
   @tf.function
   def features_of(images):
-    folded = tf.reshape(images, [-1] + images.shape[2:].as_list())
+    folded, num_views = evaluation.fold_views(images)
     out = tf.cast(backbone(folded, training=False), tf.float32)
-    return tf.reshape(out, [tf.shape(images)[0], images.shape[1], -1])
+    return tf.reshape(out, [tf.shape(images)[0], num_views, -1])
 
   features, labels, ids = [], [], []
   for batch in pipelines.build_dataset(data, keep_ids=True):

@@ -47,7 +47,7 @@ def _is_video(name: str) -> bool:
   return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
-def _index_video_root(video_root: str) -> Dict[str, str]:
+def index_video_root(video_root: str) -> Dict[str, str]:
   """Maps a file's stem to its path, for every video under `video_root`.
 
   One walk over the tree, so any layout works (flat, per class, per split).
@@ -84,7 +84,7 @@ def read_kinetics_csv(csv_path: str, video_root: str) -> List[VideoTask]:
         f'{csv_path}: header {header} lacks columns {missing}; expected '
         f'{",".join(KINETICS_COLUMNS)}[,is_cc]')
   col = {name: header.index(name) for name in header}
-  index = _index_video_root(video_root)
+  index = index_video_root(video_root)
   tasks = []
   for line_no, row in enumerate(rows[1:], start=2):
     try:

@@ -11,7 +11,7 @@ HMDB-51 (`testTrainMulti_7030_splits/`):
 Both give VideoTasks of splits 'train' and 'test' plus the label map (UCF:
 classInd order; HMDB: sorted class names). Files as distributed have CRLF
 line endings and trailing spaces; both are accepted. A video is looked up at
-video_root/<class>/<file> first, then by file name anywhere under
+video_root/<class>/<file> first, then by file stem anywhere under
 video_root; one not found is kept with path None, so the converter reports it
 as missing instead of dropping it.
 """
@@ -36,23 +36,21 @@ def _lines(path: str) -> List[Tuple[int, str]]:
 
 
 class _Locator:
-  """Finds a listed video: video_root/<relative path>, else by file name."""
+  """Finds a listed video: video_root/<relative path>, else by its file
+  stem anywhere under video_root (the converter's one-walk index, built
+  only if some video is not where the list says)."""
 
   def __init__(self, video_root: str):
     self._root = video_root
-    self._by_name: Optional[Dict[str, str]] = None
+    self._by_stem: Optional[Dict[str, str]] = None
 
   def __call__(self, relative: str) -> Optional[str]:
     direct = os.path.join(self._root, relative)
     if os.path.isfile(direct):
       return direct
-    if self._by_name is None:
-      self._by_name = {}
-      for dirpath, dirnames, filenames in os.walk(self._root):
-        dirnames.sort()
-        for name in sorted(filenames):
-          self._by_name.setdefault(name.lower(), os.path.join(dirpath, name))
-    return self._by_name.get(os.path.basename(relative).lower())
+    if self._by_stem is None:
+      self._by_stem = sources.index_video_root(self._root)
+    return self._by_stem.get(os.path.splitext(os.path.basename(relative))[0])
 
 
 def read_ucf101(split_dir: str, video_root: str,
