@@ -1,6 +1,7 @@
 r"""Pretraining step throughput and peak memory: ours vs Model Garden.
 
-  .venv/bin/python benchmarks/train_step.py [--steps=6 --batch=8]
+  .venv/bin/python benchmarks/train_step.py [--steps=6 --batch=8] \
+      [--precision=float32|bfloat16|float16|auto] [--xla] [--sizes=112]
 
 One device (Model Garden's loss cannot run multi-replica on CPU), the same
 random inputs and settings (SGD momentum 0.9, temperature 0.1, weight decay
@@ -15,6 +16,12 @@ so that its peak RSS is its own:
   our pipeline vs Model Garden's video_ssl_input feeding the same model and
   step (Model Garden has no width 0.25), if demo_output/tfrecords exists
   (run scripts/demo.sh first).
+
+--precision sets both sides' Keras mixed-precision policy (float16 with
+dynamic loss scaling, Model Garden's optimizer wrapping for both; 'auto' is
+what `cvrl.configs.precision` picks for this machine); --xla compiles our
+forward and backward pass (task.jit_compile). On a GPU the table adds peak
+device memory (scripts/gpu_check.sh runs the GPU variants).
 """
 
 import argparse
@@ -28,22 +35,47 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _ours_step(depth, width, frames, size, batch):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+def _set_precision(precision):
+  """Resolves 'auto' for this machine and sets the Keras policy."""
+  from official.modeling import performance  # pylint: disable=g-import-not-at-top
+  from cvrl.configs import precision as precision_lib  # pylint: disable=g-import-not-at-top
+  dtype, _ = precision_lib.resolve(precision,
+                                   precision_lib.local_devices(None))
+  performance.set_mixed_precision_policy(dtype)
+  return dtype
+
+
+def _optimizer(dtype):
+  """SGD momentum 0.9, loss-scaled for float16 as the trainer does it."""
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from official.modeling import performance  # pylint: disable=g-import-not-at-top
+  return performance.configure_optimizer(
+      tf_keras.optimizers.SGD(0.1, momentum=0.9),
+      use_float16=dtype == 'float16')
+
+
+def _ours_step(depth, width, frames, size, batch, precision='float32',
+               xla=False):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+  from cvrl.configs import launch  # pylint: disable=g-import-not-at-top
   from cvrl.tasks import pretrain  # pylint: disable=g-import-not-at-top
-  config = exp_factory.get_exp_config('cvrl_pretrain_k400').task
-  config.model.backbone.cvrl_r3d.depth = depth
-  config.model.backbone.cvrl_r3d.width_multiplier = width
-  config.model.norm_activation.use_sync_bn = False
-  config.train_data.num_frames, config.train_data.crop_size = frames, size
-  config.train_data.input_path = 'unused'
-  config.image_summary_clips = 0
-  task = pretrain.PretrainTask(config)
+  dtype = _set_precision(precision)
+  # The paper's experiment, parsed and prepared as `cvrl.train` does it.
+  params = launch.parse_experiment('cvrl_pretrain_k400', params_override=(
+      f'task.model.backbone.cvrl_r3d.depth={depth},'
+      f'task.model.backbone.cvrl_r3d.width_multiplier={width},'
+      'task.model.norm_activation.use_sync_bn=false,'
+      f'task.train_data.num_frames={frames},'
+      f'task.train_data.crop_size={size},'
+      f'task.train_data.global_batch_size={batch},'
+      'task.train_data.input_path=unused,task.image_summary_clips=0,'
+      f'task.jit_compile={str(xla).lower()},'
+      f'runtime.mixed_precision_dtype={dtype}'))
+  launch.prepare(params)
+  task = pretrain.PretrainTask(params.task)
   model = task.build_model()
-  optimizer = tf_keras.optimizers.SGD(0.1, momentum=0.9)
+  optimizer = _optimizer(dtype)
   step = tf.function(lambda x: task.train_step(x, model, optimizer))
   return step, lambda images: {'image': images}
 
@@ -74,33 +106,42 @@ def _mg_model(depth, frames, size):
   config.train_data.feature_shape = (frames, size, size, 3)
   config.validation_data.feature_shape = (frames, size, size, 3)
   task = mg_pretrain.VideoSSLPretrainTask(config)
-  return task, task.build_model(), tf_keras.optimizers.SGD(0.1, momentum=0.9)
+  return task, task.build_model()
 
 
-def _mg_step(depth, width, frames, size, batch):
-  del width
+def _mg_step(depth, width, frames, size, batch, precision='float32',
+             xla=False):
+  del width, xla  # Model Garden's task has no XLA switch
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  task, model, optimizer = _mg_model(depth, frames, size)
+  dtype = _set_precision(precision)
+  task, model = _mg_model(depth, frames, size)
+  optimizer = _optimizer(dtype)
   step = tf.function(lambda x: task.train_step(x, model, optimizer))
   return step, lambda images: ({'image': images}, tf.zeros([batch], tf.int32))
 
 
-def _measure_step(which, depth, width, frames, size, batch, steps):
+def _measure_step(which, depth, width, frames, size, batch, steps,
+                  precision='float32', xla=False):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
   build = _ours_step if which == 'ours' else _mg_step
-  step, wrap = build(depth, width, frames, size, batch)
+  step, wrap = build(depth, width, frames, size, batch, precision, xla)
   images = tf.random.stateless_uniform([2 * batch, frames, size, size, 3],
                                        [1, 2])
+  # Inputs in the compute dtype, as the pipeline sends them.
+  images = tf.cast(images, tf_keras.mixed_precision.global_policy().compute_dtype)
   inputs = wrap(images)
-  step(inputs)  # trace and warm up
+  logs = step(inputs)  # trace and warm up
   step(inputs)
   start = time.perf_counter()
   for _ in range(steps):
-    step(inputs)
-  return steps * batch / (time.perf_counter() - start)
+    logs = step(inputs)
+  rate = steps * batch / (time.perf_counter() - start)
+  loss = float(logs['loss'] if 'loss' in logs else logs['total_loss'])
+  return rate, loss
 
 
-def _measure_end_to_end(which, steps):
+def _measure_end_to_end(which, steps, precision='float32'):
   """Demo settings: input pipeline from demo_output + one training step."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import exp_factory  # pylint: disable=g-import-not-at-top
@@ -110,7 +151,7 @@ def _measure_end_to_end(which, steps):
   frames, size, batch = data.num_frames, data.crop_size, data.global_batch_size
   # The same model and step (ours: Model Garden has no width 0.25) for both,
   # so the difference is the input pipeline.
-  step, _ = _ours_step(14, 0.25, frames, size, batch)
+  step, _ = _ours_step(14, 0.25, frames, size, batch, precision)
   if which == 'ours':
     from cvrl.data import pipelines  # pylint: disable=g-import-not-at-top
     dataset = pipelines.build_dataset(data)
@@ -139,8 +180,8 @@ def _measure_end_to_end(which, steps):
   step(next(iterator))
   start = time.perf_counter()
   for _ in range(steps):
-    step(next(iterator))
-  return steps * batch / (time.perf_counter() - start)
+    logs = step(next(iterator))
+  return steps * batch / (time.perf_counter() - start), float(logs['loss'])
 
 
 def _child(args):
@@ -148,19 +189,30 @@ def _child(args):
   sys.path.insert(0, REPO)
   spec = json.loads(args.child)
   if spec['kind'] == 'step':
-    rate = _measure_step(spec['which'], spec['depth'], spec['width'],
-                         spec['frames'], spec['size'], spec['batch'],
-                         spec['steps'])
+    rate, loss = _measure_step(spec['which'], spec['depth'], spec['width'],
+                               spec['frames'], spec['size'], spec['batch'],
+                               spec['steps'], spec['precision'], spec['xla'])
   else:
-    rate = _measure_end_to_end(spec['which'], spec['steps'])
+    rate, loss = _measure_end_to_end(spec['which'], spec['steps'],
+                                     spec['precision'])
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  print(json.dumps({'rate': rate, 'peak_mib': peak_mib}))
+  device_mib = None
+  if tf.config.list_physical_devices('GPU'):
+    device_mib = tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2**20
+  print(json.dumps({'rate': rate, 'peak_mib': peak_mib, 'loss': loss,
+                    'device_mib': device_mib}))
 
 
 def _spawn(spec):
+  """One measurement in its own process; {'error': last line} if it fails
+  (e.g. Model Garden's float16 step on CPU: no float16 MaxPool3D kernel)."""
   out = subprocess.run(
       [sys.executable, os.path.abspath(__file__), '--child', json.dumps(spec)],
-      capture_output=True, text=True, check=True, cwd=REPO)
+      capture_output=True, text=True, check=False, cwd=REPO)
+  if out.returncode:
+    errors = [l for l in out.stderr.splitlines() if 'Error' in l]
+    return {'error': (errors or out.stderr.splitlines() or ['?'])[-1][:160]}
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -168,33 +220,60 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--steps', type=int, default=6)
   parser.add_argument('--batch', type=int, default=8)
+  parser.add_argument('--precision', default='float32',
+                      choices=('float32', 'bfloat16', 'float16', 'auto'))
+  parser.add_argument('--xla', action='store_true',
+                      help='XLA-compile our train step (jit_compile).')
+  parser.add_argument('--sizes', default='112',
+                      help='Comma-separated crop sizes (e.g. 112,224).')
+  parser.add_argument('--no_small', action='store_true',
+                      help='Skip the depth-14 rows.')
+  parser.add_argument('--only_ours', action='store_true',
+                      help='Measure only ours (e.g. XLA rows: Model Garden '
+                      'has no XLA switch, its figures would repeat).')
   parser.add_argument('--child', default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
     _child(args)
     return
   rows = []
-  for label, depth, width, frames, size in (
-      ('R3D-50, 16x112x112', 50, 1.0, 16, 112),
-      ('small (depth 14, width 1), 16x112x112', 14, 1.0, 16, 112)):
-    for which in ('Model Garden', 'ours'):
-      spec = dict(kind='step', which='ours' if which == 'ours' else 'mg',
-                  depth=depth, width=width, frames=frames, size=size,
-                  batch=args.batch, steps=args.steps)
-      rows.append((label, which, _spawn(spec)))
-  if os.path.isdir(os.path.join(REPO, 'demo_output', 'tfrecords', 'train')):
+  models = [('R3D-50', 50)] + ([] if args.no_small else
+                               [('small (depth 14, width 1)', 14)])
+  for size in (int(s) for s in args.sizes.split(',')):
+    for name, depth in models:
+      label = f'{name}, 16x{size}x{size}'
+      for which in ('Model Garden', 'ours'):
+        if which != 'ours' and args.only_ours:
+          rows.append((label, which, {'error': 'not measured (--only_ours)'}))
+          continue
+        spec = dict(kind='step', which='ours' if which == 'ours' else 'mg',
+                    depth=depth, width=1.0, frames=16, size=size,
+                    batch=args.batch, steps=args.steps,
+                    precision=args.precision, xla=args.xla)
+        rows.append((label, which, _spawn(spec)))
+  if os.path.isdir(os.path.join(REPO, 'demo_output', 'tfrecords', 'train')) \
+      and not args.only_ours:
     for which in ('Model Garden', 'ours'):
       spec = dict(kind='end_to_end', which='ours' if which == 'ours' else 'mg',
-                  steps=3 * args.steps)
+                  steps=3 * args.steps, precision=args.precision, xla=False)
       rows.append(('demo end to end (input + step)', which, _spawn(spec)))
-  print(f'training examples/s (two clips each) and peak RSS, 1 CPU device, '
-        f'batch {args.batch} ({os.cpu_count()} cores)')
+  print(f'training examples/s (two clips each), peak host RSS (and device '
+        f'memory on a GPU), 1 device, batch {args.batch}, precision '
+        f'{args.precision}, XLA {"on" if args.xla else "off"} (ours) '
+        f'({os.cpu_count()} cores)')
+  def figures(r):
+    if 'error' in r:
+      return f'FAILED ({r["error"]})'
+    text = f'{r["rate"]:7.2f} ex/s {r["peak_mib"]:7.0f} MiB'
+    if r['device_mib'] is not None:
+      text += f' / device {r["device_mib"]:7.0f} MiB'
+    return text + f' loss {r["loss"]:.3f}'
   for i in range(0, len(rows), 2):
     (label, _, mg), (_, _, ours) = rows[i], rows[i + 1]
-    print(f'{label:40s} Model Garden {mg["rate"]:7.2f} ex/s '
-          f'{mg["peak_mib"]:7.0f} MiB | ours {ours["rate"]:7.2f} ex/s '
-          f'{ours["peak_mib"]:7.0f} MiB | speed ratio '
-          f'{ours["rate"] / mg["rate"]:.2f}')
+    ratio = ('' if 'error' in mg or 'error' in ours else
+             f' | speed ratio {ours["rate"] / mg["rate"]:.2f}')
+    print(f'{label:40s} Model Garden {figures(mg)} | ours {figures(ours)}'
+          f'{ratio}')
 
 
 if __name__ == '__main__':

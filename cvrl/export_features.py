@@ -18,11 +18,9 @@ import sys
 from absl import app
 from absl import flags
 
-from official.core import exp_factory
-from official.modeling import hyperparams
-
 from cvrl import feature_export
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+from cvrl.configs import launch
 from cvrl.modeling import checkpoint_restore
 
 _EXPERIMENT = flags.DEFINE_string('experiment', None, 'Registered experiment.')
@@ -40,6 +38,10 @@ _NUM_CROPS = flags.DEFINE_integer('num_crops', 1, 'Crops per clip: 1 or 3.')
 _AVERAGE = flags.DEFINE_bool('average_views', True,
                              'Average the views of a video into one feature.')
 _BATCH = flags.DEFINE_integer('batch_size', 8, 'Videos per batch.')
+_VIEW_SIZE = flags.DEFINE_integer(
+    'view_size', 0, 'Short side of the views, cropped square (0: the size '
+    'the experiment evaluates at: its test short side, or for a pretraining '
+    'experiment its crop size).')
 
 
 def main(argv):
@@ -48,23 +50,22 @@ def main(argv):
                      ('pattern', _PATTERN), ('output', _OUTPUT)):
     if not flag.value:
       raise app.UsageError(f'--{name} is required')
-  params = exp_factory.get_exp_config(_EXPERIMENT.value)
-  for path in _CONFIG_FILE.value or []:
-    params = hyperparams.override_params_dict(params, path, is_strict=True)
-  if _PARAMS_OVERRIDE.value:
-    params = hyperparams.override_params_dict(params, _PARAMS_OVERRIDE.value,
-                                              is_strict=True)
+  params = launch.parse_experiment(_EXPERIMENT.value, _CONFIG_FILE.value,
+                                   _PARAMS_OVERRIDE.value)
+  launch.prepare(params)
   try:
     summary = feature_export.export_features(
         params, _CHECKPOINT.value, _PATTERN.value, _OUTPUT.value,
         num_clips=_NUM_CLIPS.value, num_crops=_NUM_CROPS.value,
-        average_views=_AVERAGE.value, batch_size=_BATCH.value)
+        average_views=_AVERAGE.value, batch_size=_BATCH.value,
+        view_size=_VIEW_SIZE.value)
   except (checkpoint_restore.RestoreError, ValueError) as e:
     print(f'export_features: error: {e}', file=sys.stderr)
     return 1
-  print(f"export_features: {summary['videos']} videos, features "
-        f"{summary['shape']} from {summary['checkpoint']} -> "
-        f"{summary['output']}")
+  print(f"export_features: {summary['videos']} videos, views of "
+        f"{summary['num_frames']} x {summary['view_size']} x "
+        f"{summary['view_size']}, features {summary['shape']} from "
+        f"{summary['checkpoint']} -> {summary['output']}")
   return 0
 
 

@@ -9,7 +9,9 @@ variable), runs every video's test views through it and writes
   ids       str [N] (clip ids as the converter wrote them)
 
 to an .npz file. Views: num_clips evenly spaced clips x num_crops crops of
-the test pipeline (1 x 1 is the centre clip, centre crop).
+the test pipeline (1 x 1 is the centre clip, centre crop), at the size the
+experiment evaluates at (a pretraining experiment: its crop size; an
+evaluation experiment: its test short side) unless view_size says otherwise.
 """
 
 import io
@@ -26,27 +28,42 @@ from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import cvrl_model
 
 
+def evaluation_view_size(params) -> int:
+  """The view size the experiment evaluates at: its test short side for a
+  multi-view ('test') validation input, else its crop size (a pretraining
+  experiment's views: the resolution its encoder was trained on)."""
+  validation = params.task.validation_data
+  return (validation.test_short_side if validation.mode == 'test'
+          else validation.crop_size)
+
+
 def export_data_config(params, pattern: str, num_clips: int, num_crops: int,
-                       batch_size: int) -> video_data.VideoDataConfig:
+                       batch_size: int,
+                       view_size: int = 0) -> video_data.VideoDataConfig:
   """The experiment's validation input, turned to deterministic test views of
-  the videos matching `pattern`."""
+  the videos matching `pattern`: short side resized to `view_size` (0: the
+  experiment's own, `evaluation_view_size`), square crops of that size."""
+  view_size = view_size or evaluation_view_size(params)
   data = video_data.VideoDataConfig()
   data.override(params.task.validation_data.as_dict(), is_strict=False)
   data.override(dict(
       mode='test', is_training=False, repeat=False, drop_remainder=False,
       input_path=pattern, tfds_name='', num_test_clips=num_clips,
       num_test_crops=num_crops, global_batch_size=batch_size,
-      dtype='float32', start_step=0), is_strict=True)
+      dtype='float32', start_step=0, test_short_side=view_size,
+      crop_size=min(data.crop_size, view_size)), is_strict=True)
   data.validate()
   return data
 
 
 def export_features(params, checkpoint: str, pattern: str, output: str,
                     num_clips: int = 1, num_crops: int = 1,
-                    average_views: bool = True,
-                    batch_size: int = 8) -> Dict[str, object]:
-  """Writes the .npz described above; returns {'videos', 'shape', ...}."""
-  data = export_data_config(params, pattern, num_clips, num_crops, batch_size)
+                    average_views: bool = True, batch_size: int = 8,
+                    view_size: int = 0) -> Dict[str, object]:
+  """Writes the .npz described above; returns {'videos', 'shape',
+  'view_size', ...}."""
+  data = export_data_config(params, pattern, num_clips, num_crops, batch_size,
+                            view_size)
   backbone = cvrl_model.build_backbone(
       params.task.model, (data.num_frames, None, None, 3))
   used = checkpoint_restore.restore_backbone(backbone, checkpoint)
@@ -80,4 +97,6 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
     f.write(buffer.getvalue())
   tf.io.gfile.rename(tmp, output, overwrite=True)
   return {'videos': len(ids), 'shape': result['features'].shape,
-          'checkpoint': used, 'output': output}
+          'checkpoint': used, 'output': output,
+          'view_size': data.test_short_side,
+          'num_frames': data.num_frames}

@@ -6,6 +6,14 @@ and 2N - 2 negatives (both clips of every other video); its own similarity
 is excluded. The loss is the mean over anchors, so an encoder that has
 learned nothing scores ln(2N - 1) and contrastive accuracy ~1 / (2N - 1).
 
+Scale (`reduction`): Equation 1 averages over anchors ('mean', the value
+above). The authors' release (SimCLR's objective, and Model Garden's
+official/projects/video_ssl/losses/losses.py) adds the mean over the N
+first-view anchors to the mean over the N second-view anchors
+('sum_of_directions'): the same minimiser at twice the value and twice the
+gradient, relative to weight decay too. The paper's lr 0.32 and weight decay
+1e-6 were tuned with that code, so it is the paper recipes' default.
+
 Cross-replica negatives use `ReplicaContext.all_gather`, which works under
 TPUStrategy, MirroredStrategy, MultiWorkerMirroredStrategy and the default
 strategy, and passes gradients back to the replica that owns each row. The
@@ -18,6 +26,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 _MASK = 1e9
+REDUCTIONS = ('sum_of_directions', 'mean')
 
 
 def _gather(x: tf.Tensor, context) -> tf.Tensor:
@@ -35,7 +44,8 @@ def _replica_id(context) -> tf.Tensor:
 def contrastive_loss(embeddings_1: tf.Tensor, embeddings_2: tf.Tensor,
                      temperature: float = 0.1,
                      replica_context: Optional[tf.distribute.ReplicaContext]
-                     = None) -> Dict[str, tf.Tensor]:
+                     = None, reduction: str = 'mean'
+                     ) -> Dict[str, tf.Tensor]:
   """InfoNCE over the global batch.
 
   Args:
@@ -45,11 +55,13 @@ def contrastive_loss(embeddings_1: tf.Tensor, embeddings_2: tf.Tensor,
     temperature: tau of Equation 1.
     replica_context: the current replica context inside `strategy.run`, or
       None for one device. With R replicas the global batch is N = R * n.
+    reduction: 'mean' or 'sum_of_directions' (2 x 'mean'), see above.
 
   Returns:
     'loss': scalar, mean over this replica's 2n anchors of
       -log(exp(s_pos / tau) / sum_{k != anchor} exp(s_k / tau)) over all 2N
-      views (average the replicas' values for the global loss);
+      views, times 2 for 'sum_of_directions' (average the replicas' values
+      for the global loss);
     'accuracy': scalar, share of anchors whose most similar view is the
       positive;
     'entropy': scalar, mean entropy of the anchors' softmax over candidates;
@@ -73,12 +85,17 @@ def contrastive_loss(embeddings_1: tf.Tensor, embeddings_2: tf.Tensor,
   logits = tf.concat([anchor_logits(z_1, all_1, all_2),
                       anchor_logits(z_2, all_2, all_1)], axis=0)
   labels = tf.concat([index, index], axis=0)
+  if reduction not in REDUCTIONS:
+    raise ValueError(f'reduction={reduction!r}: expected one of {REDUCTIONS}')
   per_anchor = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+  # Both directions have n anchors, so the sum of their means is 2 x the
+  # mean over all 2n.
+  directions = 2.0 if reduction == 'sum_of_directions' else 1.0
   predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
   probs = tf.nn.softmax(logits)
   entropy = -tf.reduce_sum(probs * tf.math.log(probs + 1e-12), axis=1)
   return {
-      'loss': tf.reduce_mean(per_anchor),
+      'loss': directions * tf.reduce_mean(per_anchor),
       'accuracy': tf.reduce_mean(tf.cast(predicted == labels, tf.float32)),
       'entropy': tf.reduce_mean(entropy),
       'logits': logits,

@@ -4,7 +4,8 @@ r"""Prints how a pretraining run's metrics moved, from its TensorBoard events.
 
 For the training and validation logs: contrastive loss and accuracy at the
 first and last logged steps, beside their chance values for the run's batch
-(ln(2N - 1) and 1 / (2N - 1)), so one can see whether anything was learned.
+(ln(2N - 1), twice that with the release's 'sum_of_directions' loss, and
+1 / (2N - 1)), so one can see whether anything was learned.
 """
 
 import glob
@@ -45,6 +46,8 @@ def summarize(model_dir: str) -> str:
   params = params_dict.read_yaml_to_params_dict(
       os.path.join(model_dir, 'params.yaml')).as_dict()
   lines = []
+  reduction = params['task'].get('losses', {}).get('reduction', 'mean')
+  directions = 2 if reduction == 'sum_of_directions' else 1
   for split, key in (('train', 'train_data'), ('validation',
                                                'validation_data')):
     batch = params['task'][key]['global_batch_size']
@@ -53,7 +56,7 @@ def summarize(model_dir: str) -> str:
     if not all(tag in scalars for tag in TAGS):
       continue
     lines.append(f'{split} (batch {batch}: chance loss '
-                 f'{math.log(candidates):.3f}, chance accuracy '
+                 f'{directions * math.log(candidates):.3f}, chance accuracy '
                  f'{1 / candidates:.3f})')
     for tag in TAGS:
       steps = sorted(scalars[tag])

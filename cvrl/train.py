@@ -34,6 +34,7 @@ from official.modeling import performance
 
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
 from cvrl import train_actions
+from cvrl.configs import launch
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -57,6 +58,9 @@ def strategy_name(params) -> str:
 def main(_):
   params = train_utils.parse_configuration(FLAGS, lock_return=False)
   model_dir = FLAGS.model_dir
+  # Steps from epochs and the dataset size, precision for these devices:
+  # worked out now, so that params.yaml holds what this run uses.
+  launch.prepare(params)
   if 'train' in FLAGS.mode:
     params.task.train_data.start_step = resume_step(model_dir)
     if params.task.train_data.start_step:

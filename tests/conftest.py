@@ -89,3 +89,21 @@ def mirrored_strategy():
     _MIRRORED.append(tf.distribute.MirroredStrategy(
         [d.name for d in cpus[:NUM_LOGICAL_CPUS]]))
   return _MIRRORED[0]
+
+
+@pytest.fixture(scope='session')
+def synthetic_records(synthetic_videos, tmp_path_factory):
+  """`synthetic_videos` converted to TFRecords: {train,val}/{split}-*.tfrecord."""
+  from tfrecords_tools import conversion_job  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools import sources  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools import video_conversion  # pylint: disable=g-import-not-at-top
+  out = tmp_path_factory.mktemp('records')
+  labels = sources.read_label_map(os.path.join(synthetic_videos,
+                                               'label_map.txt'))
+  for split in ('train', 'val'):
+    tasks = conversion_job.read_tasks(
+        os.path.join(synthetic_videos, f'{split}.csv'), synthetic_videos,
+        split)
+    conversion_job.convert(tasks, str(out / split), labels,
+                           video_conversion.ConversionOptions(short_side=0), 2)
+  return str(out)

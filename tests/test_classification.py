@@ -11,6 +11,9 @@ from official.core import task_factory
 
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
 from cvrl.configs import classification as classification_cfg
+from cvrl.configs import datasets
+from cvrl.configs import launch
+from cvrl.configs import precision
 from cvrl.configs import video_data
 from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import cvrl_model
@@ -215,12 +218,14 @@ def test_experiment_builds_and_runs_a_step_on_the_small_model(name):
 ])
 def test_paper_recipes(name, lr, epochs, batch_size, frozen):
   params = exp_factory.get_exp_config(name)
+  assert params.trainer.epochs == epochs
+  launch.prepare(params, precision.Devices())
   task = params.task
   lr_config = params.trainer.optimizer_config.learning_rate.cosine
   assert lr_config.initial_learning_rate == lr
   assert task.train_data.global_batch_size == batch_size
-  steps_per_epoch = task.train_data.num_examples // batch_size
-  assert params.trainer.train_steps == epochs * steps_per_epoch
+  assert params.trainer.train_steps == round(
+      epochs * task.train_data.num_examples / batch_size)
   assert task.freeze_backbone == frozen
   assert task.model.head.normalize_features == frozen  # linear eval only
   assert task.train_data.num_frames == 32 and task.train_data.frame_stride == 2
@@ -236,5 +241,5 @@ def test_paper_recipes(name, lr, epochs, batch_size, frozen):
 
 def test_semi_supervised_steps_follow_the_subset_size():
   ten = exp_factory.get_exp_config('cvrl_semi_supervised_k400_10pct')
-  full = classification_cfg.DATASETS['k400']['train_examples']
+  full = datasets.get('k400').train_examples
   assert ten.task.train_data.num_examples == round(0.1 * full)

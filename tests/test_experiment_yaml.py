@@ -10,6 +10,8 @@ import yaml
 from official.core import exp_factory
 
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
+from cvrl.configs import launch
+from cvrl.configs import precision
 from cvrl.configs import video_data
 from tests.conftest import REPO_ROOT
 
@@ -64,8 +66,11 @@ def test_paper_run_applies_to_its_experiment(path):
   assert backbone.depth == depth
   assert backbone.width_multiplier == (2.0 if 'x2' in name else 1.0)
   epochs = int(re.search(r'(\d+)ep', name).group(1))
-  steps_per_epoch = config.task.train_data.num_examples // 1024
-  assert config.trainer.train_steps == epochs * steps_per_epoch
+  assert config.trainer.epochs == epochs
+  launch.prepare(config, precision.Devices(tpu=True))
+  assert config.trainer.train_steps == round(
+      epochs * config.task.train_data.num_examples / 1024)
+  assert '--fps=25' in text  # the paper's Kinetics frame rate
 
 
 EVAL_RUNS = sorted(p for p in glob.glob(os.path.join(REPO_ROOT, 'experiments',
@@ -98,5 +103,6 @@ def test_eval_yaml_applies_to_every_experiment_it_launches(path):
     if split:  # UCF / HMDB: the split's own records and size
       assert f'split{split.group(1)}/test-' in (
           config.task.validation_data.input_path)
-      assert config.trainer.train_steps == 50 * (
-          config.task.train_data.num_examples // 128)
+      launch.prepare(config, precision.Devices(tpu=True))
+      assert config.trainer.train_steps == round(
+          50 * config.task.train_data.num_examples / 128)

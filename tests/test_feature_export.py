@@ -53,8 +53,8 @@ def test_features_labels_and_ids_of_every_video(exported):
   # Hand computation: the centre clip's centre crop through the backbone.
   config = feature_export.export_data_config(params, pattern, 1, 1, 1)
   for position, example in enumerate(
-      video_sources.tfrecord_dataset(pattern, shuffle_files=False, seed=0,
-                                     repeat=False, cycle_length=1)):
+      video_sources.TFRecordSource(pattern, shuffle=False, seed=0,
+                                   cycle_length=1).stream(repeat=False)):
     view = pipelines.test_views(example, None, config)['image']
     want = backbone(view, training=False).numpy()[0]
     np.testing.assert_allclose(data['features'][position], want, rtol=1e-4,
@@ -93,9 +93,34 @@ def test_export_features_command(exported):
       '--params_override=task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
       f'task.validation_data.num_frames={FRAMES}',
       f'--checkpoint={checkpoint}', f'--pattern={pattern}', f'--output={out}')
-  assert '5 videos' in result.stdout
+  assert '5 videos' in result.stdout and f'views of {FRAMES} x 32 x 32' in (
+      result.stdout)
   assert np.load(out)['features'].shape == (5, 256)
   bad = run_module('cvrl.export_features', '--experiment=cvrl_linear_eval_demo',
                    f'--checkpoint={checkpoint}', f'--pattern={pattern}',
                    f'--output={out}', check=False)  # width 0.25 by default
   assert bad.returncode == 1 and 'stem_conv/kernel:0' in bad.stderr
+
+
+def test_views_at_the_experiments_own_evaluation_size(exported):
+  """A pretraining experiment's views are its crop size (the demo: 32), not
+  the paper's test short side 256; an evaluation experiment's are its test
+  short side; view_size overrides both."""
+  _, _, checkpoint, pattern, root = exported
+  pretrain = exp_factory.get_exp_config('cvrl_pretrain_demo')
+  pretrain.task.model.backbone.cvrl_r3d.width_multiplier = 0.125
+  pretrain.task.validation_data.num_frames = FRAMES
+  assert pretrain.task.validation_data.test_short_side == 256
+  config = feature_export.export_data_config(pretrain, pattern, 1, 1, 2)
+  assert (config.test_short_side, config.crop_size) == (32, 32)
+  paper = exp_factory.get_exp_config('cvrl_pretrain_k400')
+  assert feature_export.evaluation_view_size(paper) == 224
+  linear = exp_factory.get_exp_config('cvrl_linear_eval_k400')
+  assert feature_export.evaluation_view_size(linear) == 256
+  summary = feature_export.export_features(
+      pretrain, checkpoint, pattern, str(root / 'pre.npz'), batch_size=2)
+  assert summary['view_size'] == 32
+  wide = feature_export.export_data_config(pretrain, pattern, 1, 1, 2,
+                                           view_size=48)
+  batch = next(iter(pipelines.build_dataset(wide)))
+  assert batch['image'].shape[-4:] == (FRAMES, 48, 48, 3)

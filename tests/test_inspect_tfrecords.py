@@ -37,6 +37,18 @@ def test_summary_counts(converted):
   assert report.fps == {12.0: 24}
   text = report.format()
   assert 'median 24' in text and 'move_left: 3' in text
+  assert 'fps: 12 (24)' in text and 'mixed frame rates' not in text
+
+
+def test_mixed_frame_rates_are_reported_with_their_spread():
+  report = inspect_tfrecords.Report()
+  report.fps.update({25.0: 70, 29.97: 20, 30.0: 8, 60.0: 1, -1: 1})
+  text = report.format()
+  assert 'fps: unknown (1), 25 (70), 29.97 (20), 30 (8), 60 (1)' in text
+  assert ('fps spread: min 25, median 25, max 60 over 4 rates: WARNING '
+          'mixed frame rates') in text and '--fps=25' in text
+  report.fps.update({float(r): 1 for r in range(100, 112)})
+  assert '... 7 more rates' in report.format()
 
 
 def test_truncated_shard_fails_naming_shard_and_record(converted, tmp_path):

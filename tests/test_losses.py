@@ -118,3 +118,30 @@ def test_synchronised_batch_norm_equals_one_device(mirrored_strategy):
   # Per-replica statistics would differ: the check has teeth.
   local = tf_keras.layers.BatchNormalization()(x[:4], training=True).numpy()
   assert np.abs(local - expected[:4]).max() > 1e-2
+
+
+def test_release_scale_is_the_sum_of_the_two_directions():
+  """'sum_of_directions' = mean over the N first-view anchors + mean over
+  the N second-view anchors (the authors' loss_a + loss_b), written out."""
+  rng = np.random.default_rng(3)
+  n, tau = 5, 0.1
+  z1, z2 = rng.normal(size=(n, 16)), rng.normal(size=(n, 16))
+  z = np.concatenate([z1, z2])
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  sim = z @ z.T / tau
+  directions = []
+  for anchors in (range(n), range(n, 2 * n)):
+    per_anchor = []
+    for i in anchors:
+      others = [k for k in range(2 * n) if k != i]
+      positive = (i + n) % (2 * n)
+      per_anchor.append(-sim[i, positive]
+                        + np.log(np.sum(np.exp(sim[i, others]))))
+    directions.append(np.mean(per_anchor))
+  out = losses.contrastive_loss(tf.constant(z1, tf.float32),
+                                tf.constant(z2, tf.float32), tau,
+                                reduction='sum_of_directions')
+  np.testing.assert_allclose(out['loss'].numpy(), sum(directions), rtol=1e-5)
+  with pytest.raises(ValueError, match='reduction'):
+    losses.contrastive_loss(tf.constant(z1, tf.float32),
+                            tf.constant(z2, tf.float32), reduction='sum')

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -69,6 +70,83 @@ def test_restart_at_step_k_sees_the_same_batches(textured_file):
     np.testing.assert_array_equal(x['label'], y['label'])
 
 
+def test_restart_in_a_later_epoch_sees_the_same_batches(textured_file):
+  """8 videos at batch 2: 4 steps an epoch; 3 epochs uninterrupted vs
+  restarts inside epochs 1 and 2 (epoch order drawn from (seed, epoch))."""
+  full = _take(_config(textured_file), 12)
+  epochs = [sorted(l for b in full[4 * e:4 * e + 4] for l in b['label'])
+            for e in range(3)]
+  assert epochs[0] == epochs[1] == epochs[2]  # every video once an epoch
+  for start in (4, 5, 9):
+    resumed = _take(_config(textured_file, start_step=start), 12 - start)
+    for x, y in zip(full[start:], resumed):
+      np.testing.assert_array_equal(x['image'], y['image'])
+      np.testing.assert_array_equal(x['label'], y['label'])
+
+
+@pytest.mark.parametrize('num_files', [1, 4])
+def test_restart_per_input_pipeline_is_exact(tmp_path, num_files):
+  """Two pipelines (hosts): whole files each (4 files) or every other record
+  (1 file); each pipeline's restart equals its uninterrupted stream."""
+  videos = [(video_records.index_frames(6 + v), v) for v in range(12)]
+  for f in range(num_files):
+    video_records.write_records(str(tmp_path / f'{f}.tfrecord'),
+                                videos[f::num_files])
+  config = _config(str(tmp_path / '*.tfrecord'), global_batch_size=4,
+                   output_layout='dict', num_frames=2, crop_size=8)
+  for pipeline_id in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2,
+                                         input_pipeline_id=pipeline_id,
+                                         num_replicas_in_sync=2)
+    full = _take(config, 9, context)  # 6 videos a pipeline: 3 an epoch
+    resumed = _take(config.replace(start_step=4), 5, context)
+    for x, y in zip(full[4:], resumed):
+      np.testing.assert_array_equal(x['label'], y['label'])
+      np.testing.assert_array_equal(x['view_1'], y['view_1'])
+
+
+def test_restart_at_epoch_50_reads_at_most_one_epoch(textured_file,
+                                                     monkeypatch):
+  reads = []
+
+  def counting_reader(path):
+    def count(record):
+      reads.append(1)
+      return record
+    return tf.data.TFRecordDataset(path).map(
+        lambda r: tf.py_function(count, [r], tf.string))
+
+  monkeypatch.setattr(video_sources, 'read_records', counting_reader)
+  config = _config(textured_file, shuffle_buffer_size=1, prefetch_buffer_size=1,
+                   num_parallel_calls=1, num_frames=2, crop_size=8)
+  # 8 records an epoch, batch 2: step 201 is record 2 of epoch 50.
+  first = _take(config.replace(start_step=201), 1)
+  per_epoch = 8
+  assert len(reads) <= 2 * per_epoch, (
+      f'read {len(reads)} records to restart at epoch 50 (skipping from the '
+      f'start would read {201 * 2})')
+  reads.clear()
+  # The same batch as an uninterrupted stream (which has to read them all).
+  full = _take(config, 202)
+  assert len(reads) >= 201 * 2
+  np.testing.assert_array_equal(first[0]['image'], full[201]['image'])
+
+
+def test_count_records_reads_headers_and_names_a_truncated_file(
+    textured_file, tmp_path):
+  assert video_sources.count_records(textured_file) == 8
+  with open(textured_file, 'rb') as f:
+    data = f.read()
+  cut = str(tmp_path / 'cut.tfrecord')
+  with open(cut, 'wb') as f:
+    f.write(data[:-100])
+  with pytest.raises(video_sources.InputError, match='cut.tfrecord'):
+    video_sources.count_records(cut)
+  empty = str(tmp_path / 'empty.tfrecord')
+  open(empty, 'wb').close()
+  assert video_sources.count_records(empty) == 0
+
+
 def test_eager_equals_the_same_op_inside_tf_data(textured_file):
   config = _config(textured_file, shuffle_buffer_size=1, global_batch_size=1,
                    output_layout='dict')
@@ -96,6 +174,29 @@ def test_frame_indices_through_the_whole_pipeline(index_file):
     idx = video_records.frame_index_of(batch['image'].mean(axis=(2, 3, 4)))
     for clip in idx:
       np.testing.assert_array_equal(np.diff(clip), 2)
+
+
+def test_view_1_is_the_earlier_clip_half_the_time(index_file):
+  """The release shuffles the pair; random_view_order=false keeps the
+  earlier clip first."""
+  def first_frames(random_order):
+    config = _config(index_file, num_frames=4, frame_stride=2,
+                     global_batch_size=4, output_layout='dict')
+    config.spatial.enabled = False
+    config.temporal.random_view_order = random_order
+    firsts = []
+    for batch in _take(config, 40):
+      for view in ('view_1', 'view_2'):
+        firsts.append(video_records.frame_index_of(
+            batch[view].mean(axis=(2, 3, 4)))[:, 0])
+    return np.stack(firsts[0::2]).ravel(), np.stack(firsts[1::2]).ravel()
+  one, two = first_frames(True)
+  later_first = np.sum(one > two)
+  distinct = np.sum(one != two)
+  assert distinct > 100
+  assert stats.binomtest(int(later_first), int(distinct), 0.5).pvalue > 1e-3
+  one, two = first_frames(False)
+  assert np.all(one <= two)
 
 
 def test_test_mode_keeps_30_views_together_and_matches_a_hand_computation(
@@ -210,3 +311,42 @@ def test_config_values_are_checked_by_name():
     config.replace(mode='finetune').validate()
   with pytest.raises(KeyError, match='gap_shap'):
     config.replace(temporal={'gap_shap': 'uniform'})
+
+
+def test_stream_order_ignores_the_global_seed_and_changes_by_epoch(
+    textured_file):
+  """The model's init_seed sets TF's global seed; the input order must not
+  depend on it (nor fail under it), and each epoch has its own order."""
+  config = _config(textured_file, num_frames=2, crop_size=8,
+                   output_layout='dict')
+  tf.random.set_seed(123)
+  try:
+    seeded = _take(config, 8)
+  finally:
+    tf.compat.v1.set_random_seed(None)
+  plain = _take(config, 8)
+  labels = [tuple(b['label']) for b in plain]
+  assert labels == [tuple(b['label']) for b in seeded]
+  ids = []
+  source = video_sources.TFRecordSource(textured_file, shuffle=True, seed=7,
+                                        cycle_length=1, shuffle_buffer_size=4)
+  for epoch in range(3):
+    ids.append([int(e['label']) * 100 + int(tf.shape(e['frames'])[0])
+                for e in source.stream(8 * epoch).take(8)])
+  assert sorted(ids[0]) == sorted(ids[1]) == sorted(ids[2])
+  assert ids[0] != ids[1] or ids[1] != ids[2]
+
+
+def test_labels_outside_the_experiments_classes_fail_naming_the_clip(tmp_path):
+  videos = [(video_records.index_frames(8), 3, 'ok_video'),
+            (video_records.index_frames(8), 7, 'clip_with_label_7')]
+  path = video_records.write_records(str(tmp_path / 'labels.tfrecord'), videos)
+  config = _config(path, mode='train', num_frames=2, crop_size=8,
+                   global_batch_size=1, num_classes=5, shuffle_buffer_size=1)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='label 7 of clip .?.?clip_with_label_7.*num_classes=5'):
+    _take(config, 2)
+  assert len(_take(config.replace(num_classes=8), 2)) == 2
+  # Pretraining does not use labels (unlabelled records are fine there).
+  assert len(_take(_config(path, num_classes=5, num_frames=2, crop_size=8,
+                           global_batch_size=1), 2)) == 2

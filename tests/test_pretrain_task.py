@@ -12,6 +12,8 @@ from official.modeling import optimization
 from cvrl import evaluation
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
 from cvrl.configs import pretrain as pretrain_cfg
+from cvrl.configs import launch
+from cvrl.configs import precision
 from cvrl.configs import video_data
 from cvrl.tasks import pretrain
 
@@ -49,6 +51,8 @@ def test_experiments_are_registered_and_valid(name):
                                         ('cvrl_pretrain_k400_200ep', 46_000)])
 def test_paper_recipe(name, steps):
   config = exp_factory.get_exp_config(name)
+  assert config.runtime.mixed_precision_dtype == 'auto'
+  launch.prepare(config, precision.Devices(tpu=True))
   data = config.task.train_data
   # The paper's step counts (Figure 4) at batch 1024.
   assert abs(config.trainer.train_steps - steps) <= 0.005 * steps
@@ -57,12 +61,14 @@ def test_paper_recipe(name, steps):
   assert config.task.model.backbone.cvrl_r3d.depth == 50
   assert config.task.model.norm_activation.use_sync_bn
   assert config.task.losses.temperature == 0.1
-  assert config.runtime.mixed_precision_dtype == 'bfloat16'
+  assert config.task.losses.reduction == 'sum_of_directions'  # the release
+  assert config.runtime.mixed_precision_dtype == 'bfloat16'  # on TPU
+  assert data.dtype == 'bfloat16'
   opt = config.trainer.optimizer_config
   assert opt.optimizer.type == 'sgd' and opt.optimizer.sgd.momentum == 0.9
   schedule = optimization.OptimizerFactory(opt).build_learning_rate()
   total = config.trainer.train_steps
-  warmup = 5 * (data.num_examples // 1024)
+  warmup = round(5 * data.num_examples / 1024)
   lr = lambda s: float(schedule(s))  # pylint: disable=unnecessary-lambda-assignment
   assert lr(0) == 0.0
   np.testing.assert_allclose(lr(warmup // 2), 0.16, rtol=1e-2)
@@ -184,3 +190,42 @@ def test_knn_monitor_collects_validation_features_and_reduces_to_knn():
   off = task_factory.get_task(_small_task_config(knn_monitor={'k': 0}))
   logs = off.validation_step(batches[0], model, off.build_metrics(False))
   assert 'knn_features' not in logs
+
+
+def test_release_loss_scale_doubles_the_contrastive_gradient_only():
+  """With the release's scale the contrastive term pulls twice as hard
+  against the same weight decay: d(total)/dw = 2 g_contrastive + g_decay."""
+  grads = {}
+  for reduction in ('mean', 'sum_of_directions'):
+    config = _small_task_config()
+    config.losses.reduction = reduction
+    config.losses.l2_weight_decay = 1e-2
+    task = task_factory.get_task(config)
+    model = task.build_model()  # same init_seed: same weights
+    views = _batch()['image']
+    with tf.GradientTape(persistent=True) as tape:
+      logs = task._losses(model, views, training=False)  # pylint: disable=protected-access
+    variables = model.trainable_variables
+    grads[reduction] = {
+        key: tape.gradient(logs[key], variables)
+        for key in ('contrastive_loss', 'regularization_loss', 'total_loss')}
+    grads[reduction]['values'] = {k: float(v) for k, v in logs.items()}
+  mean, release = grads['mean'], grads['sum_of_directions']
+  np.testing.assert_allclose(release['values']['contrastive_loss'],
+                             2 * mean['values']['contrastive_loss'], rtol=1e-5)
+  checked = 0
+  for g_mean, g_rel, d_mean, d_rel, t_rel in zip(
+      mean['contrastive_loss'], release['contrastive_loss'],
+      mean['regularization_loss'], release['regularization_loss'],
+      release['total_loss']):
+    if g_mean is None:
+      continue
+    np.testing.assert_allclose(g_rel.numpy(), 2 * g_mean.numpy(),
+                               rtol=1e-4, atol=1e-7)
+    if d_mean is not None:
+      np.testing.assert_allclose(d_rel.numpy(), d_mean.numpy(), rtol=1e-6)
+      np.testing.assert_allclose(t_rel.numpy(),
+                                 2 * g_mean.numpy() + d_mean.numpy(),
+                                 rtol=1e-4, atol=1e-7)
+      checked += 1
+  assert checked > 10

@@ -90,13 +90,49 @@ def test_same_seed_same_starts_other_seed_differs():
 
 @pytest.mark.parametrize('length', [1, 5, 30])
 def test_short_videos_loop_or_pad(length):
-  s1, s2, gap = (int(v) for v in ts.two_clip_starts(_seed(0), length, 16, 2))
-  assert s1 == s2 == gap == 0
   looped = ts.clip_indices(0, length, 16, 2, 'loop').numpy()
   padded = ts.clip_indices(0, length, 16, 2, 'pad').numpy()
   np.testing.assert_array_equal(looped, (2 * np.arange(16)) % length)
   np.testing.assert_array_equal(padded,
                                 np.minimum(2 * np.arange(16), length - 1))
+  np.testing.assert_array_equal(
+      ts.clip_indices(3, length, 16, 2, 'loop').numpy(),
+      (3 + 2 * np.arange(16)) % length)
+
+
+@pytest.mark.parametrize('length', [5, 30])
+def test_short_videos_get_two_independent_uniform_starts(length):
+  """A video shorter than a clip span (31 frames) gets two starts drawn
+  independently and uniformly over its frames, as the release does; with
+  temporal augmentation off they are equal."""
+  draws = _draws(3000, length, 'decreasing', 1.0, base=9)
+  s1, s2, gap = draws[:, 0], draws[:, 1], draws[:, 2]
+  np.testing.assert_array_equal(gap, s2 - s1)
+  for starts in (s1, s2):
+    assert starts.min() >= 0 and starts.max() <= length - 1
+    observed = np.bincount(starts, minlength=length)
+    assert stats.chisquare(observed).pvalue > 1e-3
+  # Independent: the joint histogram is the product of the marginals.
+  joint = np.histogram2d(s1, s2, bins=[length, length])[0]
+  assert stats.chi2_contingency(joint + 1e-9)[1] > 1e-3
+  assert abs(np.mean(s1 == s2) - 1 / length) < 0.03
+  for i in range(20):
+    a, b, g = (int(v) for v in ts.two_clip_starts(_seed(i), length, 16, 2,
+                                                  enabled=False))
+    assert a == b and g == 0 and 0 <= a < length
+  one = ts.two_clip_starts(_seed(0), 1, 16, 2)
+  assert [int(v) for v in one] == [0, 0, 0]
+
+
+def test_random_order_swaps_half_the_pairs():
+  swapped = 0
+  for i in range(2000):
+    first, second = (int(v) for v in ts.random_order(_seed(i), 3, 11))
+    assert {first, second} == {3, 11}
+    swapped += first == 11
+  assert stats.binomtest(swapped, 2000, 0.5).pvalue > 1e-3
+  again = [int(v) for v in ts.random_order(_seed(5), 3, 11)]
+  assert again == [int(v) for v in ts.random_order(_seed(5), 3, 11)]
 
 
 def test_evenly_spaced_test_clips():

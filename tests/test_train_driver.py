@@ -14,25 +14,8 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from cvrl import run_summary
 from tests.conftest import REPO_ROOT
-from tfrecords_tools import conversion_job
-from tfrecords_tools import sources
-from tfrecords_tools import video_conversion
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def demo_records(synthetic_videos, tmp_path_factory):
-  out = tmp_path_factory.mktemp('records')
-  labels = sources.read_label_map(os.path.join(synthetic_videos,
-                                               'label_map.txt'))
-  for split in ('train', 'val'):
-    tasks = conversion_job.read_tasks(
-        os.path.join(synthetic_videos, f'{split}.csv'), synthetic_videos,
-        split)
-    conversion_job.convert(tasks, str(out / split), labels,
-                           video_conversion.ConversionOptions(short_side=0), 2)
-  return str(out)
 
 
 def _command(records, model_dir, steps, extra=''):
@@ -73,9 +56,9 @@ def _image_tags(log_dir):
   return tags
 
 
-def test_tensorboard_tags_and_resume_replays_exactly(demo_records, tmp_path):
+def test_tensorboard_tags_and_resume_replays_exactly(synthetic_records, tmp_path):
   clean = tmp_path / 'clean'
-  _run(_command(demo_records, clean, 6, 'task.image_summary_clips=2'))
+  _run(_command(synthetic_records, clean, 6, 'task.image_summary_clips=2'))
   scalars = run_summary.read_scalars(str(clean / 'train'))
   for tag in ('training_loss', 'contrastive_loss', 'contrastive_accuracy',
               'entropy', 'regularization_loss', 'learning_rate',
@@ -89,7 +72,7 @@ def test_tensorboard_tags_and_resume_replays_exactly(demo_records, tmp_path):
 
   # Same command, killed after the step-3 checkpoint, then run again.
   killed = tmp_path / 'killed'
-  command = _command(demo_records, killed, 6, 'task.image_summary_clips=2')
+  command = _command(synthetic_records, killed, 6, 'task.image_summary_clips=2')
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
   proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

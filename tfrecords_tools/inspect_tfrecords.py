@@ -4,7 +4,8 @@ r"""Summarises and checks video TFRecords written by `convert_videos`.
       --pattern='/data/k600/tfrecords/train-*.tfrecord' [--verify]
 
 Prints videos per label, frames per video (min / median / max), frame rates
-and frame sizes. `--verify` also decodes every JPEG and checks it against the
+(with a warning and their spread when they differ: clips are counted in
+frames) and frame sizes. `--verify` also decodes every JPEG and checks it against the
 stored size and frame count. A truncated or corrupt file, an unparsable record
 or a bad frame is reported with its shard and record index, and the exit
 status is then 1.
@@ -47,8 +48,7 @@ class Report:
           f'frames per video: min {min(self.frames)}, median '
           f'{statistics.median(self.frames):g}, max {max(self.frames)}; '
           f'total {sum(self.frames)}')
-    lines.append('fps: ' + ', '.join(
-        f'{fps:g} ({n})' for fps, n in sorted(self.fps.items())))
+    lines.extend(self._frame_rates())
     lines.append('frame sizes (HxW): ' + ', '.join(
         f'{h}x{w} ({n})' for (h, w), n in self.sizes.most_common(10)))
     lines.append(f'videos per label ({len(self.labels)} labels):')
@@ -57,6 +57,26 @@ class Report:
       lines.append(f'{len(self.errors)} ERRORS:')
       lines.extend(f'  {e}' for e in self.errors)
     return '\n'.join(lines)
+
+
+  def _frame_rates(self) -> List[str]:
+    """The rates' spread; a warning when the videos' rates differ."""
+    known = {fps: n for fps, n in self.fps.items() if fps >= 0}
+    common = sorted(sorted(self.fps.items(), key=lambda kv: -kv[1])[:10])
+    more = len(self.fps) - len(common)
+    lines = ['fps: ' + ', '.join(
+        (f'{fps:g}' if fps >= 0 else 'unknown') + f' ({n})'
+        for fps, n in common) + (f', ... {more} more rates' if more else '')]
+    if len(known) > 1:
+      rates = sorted(r for fps, n in known.items() for r in [fps] * n)
+      lines.append(
+          f'fps spread: min {rates[0]:g}, median '
+          f'{statistics.median(rates):g}, max {rates[-1]:g} over '
+          f'{len(known)} rates: WARNING mixed frame rates. Clip length and '
+          'the gap between the two clips are counted in frames, so they '
+          'cover different durations in different videos; convert with '
+          '--fps (the paper\'s Kinetics: --fps=25).')
+    return lines
 
 
 def _context_value(context: Dict, key: str, kind: str):

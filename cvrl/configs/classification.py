@@ -15,24 +15,17 @@ per video at short side 256, softmax averaged over the 30 views.
 """
 
 import dataclasses
+from typing import Optional
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.modeling import hyperparams
 
+from cvrl.configs import datasets
 from cvrl.configs import modeling
 from cvrl.configs import pretrain
+from cvrl.configs import schedule
 from cvrl.configs import video_data
-
-# Classes and train-set size of each dataset (UCF-101 / HMDB-51: split 1;
-# set task.train_data.num_examples for other splits or your own copy).
-DATASETS = {
-    'k400': dict(num_classes=400, train_examples=235_520),
-    'k600': dict(num_classes=600, train_examples=363_520),
-    'ucf101': dict(num_classes=101, train_examples=9_537),
-    'hmdb51': dict(num_classes=51, train_examples=3_570),
-}
-
 
 @dataclasses.dataclass
 class ClassifierHeadConfig(hyperparams.Config):
@@ -110,44 +103,46 @@ def classification_experiment(
     freeze_backbone: bool, init_checkpoint: str = '',
     random_backbone: bool = False, normalize_features: bool = True,
     dropout_rate: float = 0.0, l2_weight_decay: float = 0.0,
-    warmup_epochs: int = 5, train_path: str = '', val_path: str = '',
+    warmup_epochs: int = 5, split: Optional[int] = None, subset: str = '',
     train_examples: int = 0) -> cfg.ExperimentConfig:
-  """The paper's evaluation recipe on `dataset`, R3D-50, TPU, bfloat16."""
-  facts = DATASETS[dataset]
-  examples = train_examples or facts['train_examples']
-  root = f'gs://YOUR_BUCKET/{dataset}/tfrecords'
-  total, optimizer = pretrain.pretrain_schedule(
-      examples, batch_size, epochs, warmup_epochs=warmup_epochs,
-      base_lr=base_lr)
+  """The paper's evaluation recipe on `dataset`, R3D-50, TPU, auto precision.
+
+  split: an official split (UCF-101 / HMDB-51); subset: a labelled subset's
+  folder suffix ('1pct'), of `train_examples` videos. Step counts come from
+  epochs when the job starts (`schedule.derive`).
+  """
+  facts = datasets.get(dataset)
+  if not train_examples:
+    train_examples = (facts.split_sizes(split)[0] if split
+                      else facts.train_examples)
+  val_examples = facts.split_sizes(split)[1] if split else facts.val_examples
   model = ClassificationModelConfig(head=ClassifierHeadConfig(
-      num_classes=facts['num_classes'],
+      num_classes=facts.num_classes,
       normalize_features=normalize_features, dropout_rate=dropout_rate))
   task = ClassificationTaskConfig(
       model=model,
       train_data=video_data.VideoDataConfig(
           mode='train', is_training=True, num_frames=32,
-          input_path=train_path or f'{root}/train-*.tfrecord',
-          global_batch_size=batch_size, num_examples=examples,
-          num_classes=facts['num_classes'], dtype='bfloat16',
+          input_path=facts.train_pattern(split, subset),
+          global_batch_size=batch_size, num_examples=train_examples,
+          num_classes=facts.num_classes, dtype='auto',
           shuffle_buffer_size=1024, seed=0),
       validation_data=video_data.VideoDataConfig(
           mode='test', is_training=False, repeat=False, drop_remainder=False,
-          num_frames=32, input_path=val_path or f'{root}/val-*.tfrecord',
-          global_batch_size=32, num_classes=facts['num_classes'],
-          dtype='bfloat16', seed=1),
+          num_frames=32, input_path=facts.eval_pattern(split),
+          global_batch_size=32, num_examples=val_examples,
+          num_classes=facts.num_classes, dtype='auto', seed=1),
       freeze_backbone=freeze_backbone, init_checkpoint=init_checkpoint,
       random_backbone=random_backbone, l2_weight_decay=l2_weight_decay)
-  steps_per_epoch = max(1, examples // batch_size)
   return cfg.ExperimentConfig(
       task=task,
-      runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16',
+      runtime=cfg.RuntimeConfig(mixed_precision_dtype='auto',
                                 distribution_strategy='tpu'),
-      trainer=cfg.TrainerConfig(
-          train_steps=total, steps_per_loop=min(500, steps_per_epoch),
-          summary_interval=min(500, steps_per_epoch),
-          checkpoint_interval=min(2000, 5 * steps_per_epoch),
-          validation_interval=min(10_000, 10 * steps_per_epoch),
-          validation_steps=-1, optimizer_config=optimizer, max_to_keep=3,
+      trainer=schedule.TrainerConfig(
+          epochs=epochs, warmup_epochs=warmup_epochs, checkpoint_epochs=5,
+          validation_epochs=10, steps_per_loop=500, summary_interval=500,
+          validation_steps=-1,
+          optimizer_config=pretrain.sgd_cosine(base_lr), max_to_keep=3,
           best_checkpoint_eval_metric='top_1_accuracy',
           best_checkpoint_metric_comp='higher',
           best_checkpoint_export_subdir='best'),
@@ -194,8 +189,8 @@ def cvrl_semi_supervised_k400_1pct() -> cfg.ExperimentConfig:
   """Paper Table 3, 1% of K400 labels (tfrecords_tools.make_subset --fraction=0.01)."""
   return fine_tune(
       'k400', base_lr=0.2, epochs=100, batch_size=1024, warmup_epochs=0,
-      train_path='gs://YOUR_BUCKET/k400/tfrecords_1pct/train-*.tfrecord',
-      train_examples=round(0.01 * DATASETS['k400']['train_examples']))
+      subset='1pct',
+      train_examples=round(0.01 * datasets.get('k400').train_examples))
 
 
 @exp_factory.register_config_factory('cvrl_semi_supervised_k400_10pct')
@@ -203,40 +198,34 @@ def cvrl_semi_supervised_k400_10pct() -> cfg.ExperimentConfig:
   """Paper Table 3, 10% of K400 labels (make_subset --fraction=0.1)."""
   return fine_tune(
       'k400', base_lr=0.2, epochs=50, batch_size=1024, warmup_epochs=0,
-      train_path='gs://YOUR_BUCKET/k400/tfrecords_10pct/train-*.tfrecord',
-      train_examples=round(0.1 * DATASETS['k400']['train_examples']))
-
-
-def _downstream_paths(dataset: str, split: int):
-  root = f'gs://YOUR_BUCKET/{dataset}/split{split}'
-  return dict(train_path=f'{root}/train-*.tfrecord',
-              val_path=f'{root}/test-*.tfrecord')
+      subset='10pct',
+      train_examples=round(0.1 * datasets.get('k400').train_examples))
 
 
 @exp_factory.register_config_factory('cvrl_ucf101_finetune')
 def cvrl_ucf101_finetune() -> cfg.ExperimentConfig:
   """Paper Table 4; split 1 (experiments/ucf101_split{2,3}.yaml for others)."""
   return fine_tune('ucf101', base_lr=0.16, epochs=50, batch_size=128,
-                   **_downstream_paths('ucf101', 1))
+                   split=1)
 
 
 @exp_factory.register_config_factory('cvrl_ucf101_linear_eval')
 def cvrl_ucf101_linear_eval() -> cfg.ExperimentConfig:
   return linear_eval('ucf101', base_lr=0.8, epochs=50, batch_size=128,
-                     **_downstream_paths('ucf101', 1))
+                     split=1)
 
 
 @exp_factory.register_config_factory('cvrl_hmdb51_finetune')
 def cvrl_hmdb51_finetune() -> cfg.ExperimentConfig:
   """Paper Table 4; split 1 (experiments/hmdb51_split{2,3}.yaml for others)."""
   return fine_tune('hmdb51', base_lr=0.16, epochs=50, batch_size=128,
-                   **_downstream_paths('hmdb51', 1))
+                   split=1)
 
 
 @exp_factory.register_config_factory('cvrl_hmdb51_linear_eval')
 def cvrl_hmdb51_linear_eval() -> cfg.ExperimentConfig:
   return linear_eval('hmdb51', base_lr=0.2, epochs=50, batch_size=128,
-                     **_downstream_paths('hmdb51', 1))
+                     split=1)
 
 
 def supervised(dataset: str) -> cfg.ExperimentConfig:
@@ -268,9 +257,7 @@ def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
   """
   demo = pretrain.cvrl_pretrain_demo()
   data = demo.task.train_data
-  batch, examples, epochs = 16, data.num_examples, 30
-  total, optimizer = pretrain.pretrain_schedule(
-      examples, batch, epochs, warmup_epochs=0, base_lr=0.003)
+  batch, examples = 16, data.num_examples
   model = ClassificationModelConfig(
       backbone=demo.task.model.backbone,
       norm_activation=demo.task.model.norm_activation,
@@ -307,9 +294,8 @@ def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
       task=task,
       runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
                                 num_gpus=0),
-      trainer=cfg.TrainerConfig(
-          train_steps=total, steps_per_loop=total // 2,
-          summary_interval=total // 2, checkpoint_interval=total,
-          validation_interval=total, validation_steps=-1,
-          optimizer_config=optimizer, max_to_keep=1),
+      trainer=schedule.TrainerConfig(
+          epochs=30, checkpoint_epochs=30, validation_epochs=30,
+          steps_per_loop=225, summary_interval=225, validation_steps=-1,
+          optimizer_config=pretrain.sgd_cosine(0.003), max_to_keep=1),
       restrictions=['task.train_data.is_training != None'])

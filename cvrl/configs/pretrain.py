@@ -14,18 +14,24 @@ from official.core import exp_factory
 from official.modeling import hyperparams
 from official.modeling import optimization
 
+from cvrl import losses
+from cvrl.configs import datasets
 from cvrl.configs import modeling
+from cvrl.configs import schedule
 from cvrl.configs import video_data
-
-# Kinetics train-set sizes implied by the paper's step counts at batch 1024
-# (Figure 4: 46k steps = 200 K400 epochs, 284k steps = 800 K600 epochs).
-# Set task.train_data.num_examples to your copy's size to rescale schedules.
-KINETICS_TRAIN_EXAMPLES = {'k400': 235_520, 'k600': 363_520}
-
 
 @dataclasses.dataclass
 class ContrastiveLossConfig(hyperparams.Config):
+  """InfoNCE (paper Equation 1) and weight decay.
+
+  reduction: how the 2N anchors' losses make the loss (`cvrl.losses`):
+  'sum_of_directions' is the authors' release, the scale lr 0.32 and weight
+  decay 1e-6 were tuned with (mean over the N first-view anchors plus mean
+  over the N second-view anchors); 'mean' is the mean over all 2N anchors
+  (Equation 1's scale, half the gradient of the contrastive term).
+  """
   temperature: float = 0.1
+  reduction: str = 'sum_of_directions'
   # weight_decay * sum(||kernel||^2 / 2), the authors' 1e-6.
   l2_weight_decay: float = 1e-6
 
@@ -70,6 +76,9 @@ class PretrainTaskConfig(cfg.TaskConfig):
     self.model.validate()
     video_data.check(self.losses.temperature > 0, 'losses.temperature',
                      self.losses.temperature, '> 0')
+    video_data.check(self.losses.reduction in losses.REDUCTIONS,
+                     'losses.reduction', self.losses.reduction,
+                     f'one of {losses.REDUCTIONS}')
     video_data.check(self.losses.l2_weight_decay >= 0,
                      'losses.l2_weight_decay', self.losses.l2_weight_decay,
                      '>= 0')
@@ -83,57 +92,50 @@ class PretrainTaskConfig(cfg.TaskConfig):
     self.train_data.validate()
 
 
-def pretrain_schedule(train_examples: int, batch_size: int, epochs: int,
-                      warmup_epochs: int = 5, base_lr: float = 0.32,
-                      momentum: float = 0.9):
-  """(total steps, SGD with linear warmup then half-cosine decay to 0).
+def sgd_cosine(base_lr: float, momentum: float = 0.9
+               ) -> optimization.OptimizationConfig:
+  """SGD with momentum, half-cosine decay to 0 after a linear warmup.
 
-  Paper 4.1: every run warms up for 5 epochs, except semi-supervised
-  fine-tuning (warmup_epochs=0).
+  Paper 4.1. The step counts (warmup, decay) are filled in from
+  trainer.epochs / warmup_epochs when the job starts (`schedule.derive`).
   """
-  steps_per_epoch = max(1, train_examples // batch_size)
-  total = epochs * steps_per_epoch
-  warmup = min(warmup_epochs * steps_per_epoch, total - 1)
-  schedule = {
+  return optimization.OptimizationConfig({
       'optimizer': {'type': 'sgd', 'sgd': {'momentum': momentum}},
-      'learning_rate': {
-          'type': 'cosine',
-          # The cosine starts after warmup: offset shifts its step, so the
-          # decay runs from base_lr at `warmup` to 0 at `total`.
-          'cosine': {'initial_learning_rate': base_lr,
-                     'decay_steps': total - warmup, 'offset': warmup}},
-  }
-  if warmup > 0:
-    schedule['warmup'] = {'type': 'linear',
-                          'linear': {'warmup_steps': warmup,
-                                     'warmup_learning_rate': 0.0}}
-  return total, optimization.OptimizationConfig(schedule)
+      'learning_rate': {'type': 'cosine',
+                        'cosine': {'initial_learning_rate': base_lr}},
+  })
 
 
 def kinetics_pretrain(dataset: str, epochs: int) -> cfg.ExperimentConfig:
-  """The paper's recipe: R3D-50, 16x224x224 at stride 2, batch 1024, 0.32."""
-  batch = 1024
-  examples = KINETICS_TRAIN_EXAMPLES[dataset]
-  total, optimizer = pretrain_schedule(examples, batch, epochs)
-  root = f'gs://YOUR_BUCKET/{dataset}/tfrecords'
+  """The paper's recipe: R3D-50, 16x224x224 at stride 2, batch 1024, 0.32.
+
+  Convert Kinetics at the paper's 25 fps (the gap t is counted in frames):
+    python -m tfrecords_tools.convert_videos --fps=25 ...
+  Smoke test on 2 CPU cores first (< 2 minutes, your own records):
+    python -m cvrl.train --experiment=cvrl_pretrain_k400 --mode=train_and_eval \
+        --model_dir=/tmp/smoke --config_file=experiments/runlocal.yaml \
+        --params_override=task.train_data.input_path=...,task.validation_data.input_path=...
+  """
+  facts = datasets.get(dataset)
   task = PretrainTaskConfig(
       train_data=video_data.VideoDataConfig(
           mode='pretrain', is_training=True,
-          input_path=f'{root}/train-*.tfrecord', global_batch_size=batch,
-          num_examples=examples, dtype='bfloat16', shuffle_buffer_size=1024,
-          seed=0),
+          input_path=facts.train_pattern(), global_batch_size=1024,
+          num_examples=facts.train_examples, dtype='auto',
+          shuffle_buffer_size=1024, seed=0),
       validation_data=video_data.VideoDataConfig(
           mode='pretrain', is_training=False, repeat=False,
-          input_path=f'{root}/val-*.tfrecord', global_batch_size=batch,
-          dtype='bfloat16', seed=1))
+          input_path=facts.eval_pattern(), global_batch_size=1024,
+          num_examples=facts.val_examples, dtype='auto', seed=1))
   return cfg.ExperimentConfig(
       task=task,
-      runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16',
+      runtime=cfg.RuntimeConfig(mixed_precision_dtype='auto',
                                 distribution_strategy='tpu'),
-      trainer=cfg.TrainerConfig(
-          train_steps=total, steps_per_loop=500, summary_interval=500,
-          checkpoint_interval=2000, validation_interval=5000,
-          validation_steps=-1, optimizer_config=optimizer, max_to_keep=3),
+      trainer=schedule.TrainerConfig(
+          epochs=epochs, warmup_epochs=5, steps_per_loop=500,
+          summary_interval=500, checkpoint_interval=2000,
+          validation_interval=5000, validation_steps=-1,
+          optimizer_config=sgd_cosine(0.32), max_to_keep=3),
       restrictions=['task.train_data.is_training != None'])
 
 
@@ -173,9 +175,7 @@ def cvrl_pretrain_demo() -> cfg.ExperimentConfig:
   SimCLR does for CIFAR; at paper strength the loss stays at chance for the
   first 400 steps on this data.
   """
-  batch, examples, epochs = 16, 240, 30
-  total, optimizer = pretrain_schedule(examples, batch, epochs,
-                                       warmup_epochs=2, base_lr=0.3)
+  batch, examples = 16, 240
   model = modeling.CVRLModelConfig()
   model.backbone.cvrl_r3d.depth = 14
   model.backbone.cvrl_r3d.width_multiplier = 0.25
@@ -196,6 +196,8 @@ def cvrl_pretrain_demo() -> cfg.ExperimentConfig:
       view_2=video_data.ViewAugmentationConfig(**small_image_view))
   task = PretrainTaskConfig(
       model=model,
+      # The demo's lr 0.3 was tuned with the mean over anchors.
+      losses=ContrastiveLossConfig(reduction='mean'),
       train_data=video_data.VideoDataConfig(
           mode='pretrain', is_training=True, num_examples=examples,
           input_path='demo_output/tfrecords/train/train-*.tfrecord', seed=0,
@@ -208,8 +210,9 @@ def cvrl_pretrain_demo() -> cfg.ExperimentConfig:
       task=task,
       runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
                                 num_gpus=0),
-      trainer=cfg.TrainerConfig(
-          train_steps=total, steps_per_loop=15, summary_interval=15,
+      trainer=schedule.TrainerConfig(
+          epochs=30, warmup_epochs=2, steps_per_loop=15, summary_interval=15,
           checkpoint_interval=75, validation_interval=75,
-          validation_steps=-1, optimizer_config=optimizer, max_to_keep=2),
+          validation_steps=-1, optimizer_config=sgd_cosine(0.3),
+          max_to_keep=2),
       restrictions=['task.train_data.is_training != None'])

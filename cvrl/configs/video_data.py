@@ -22,7 +22,9 @@ GAP_SHAPES = ('decreasing', 'uniform', 'increasing')
 SHORT_VIDEO_POLICIES = ('loop', 'pad')
 MODES = ('pretrain', 'train', 'test')
 OUTPUT_LAYOUTS = ('stacked', 'dict')
-DTYPES = ('float32', 'bfloat16')
+# 'auto' follows the job's precision (cvrl.configs.precision); a pipeline
+# built outside a job reads it as float32.
+DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
 
 
 class ConfigError(ValueError):
@@ -48,12 +50,17 @@ class TemporalSamplingConfig(hyperparams.Config):
   [0, G], G = T - clip span: 'decreasing' is P(t) proportional to
   (G + 1)^p - t^p (the paper's -t^p + c), 'increasing' to (t + 1)^p,
   'uniform' to 1. The first start is uniform in [0, G - t], the second is
-  exactly t frames later. `enabled=False` is the Table 9 ablation: both clips
-  start at the same frame.
+  exactly t frames later; which of the two is view 1 is drawn (p = 1/2). A
+  video shorter than one clip gets two independent uniform starts (looped).
+  `enabled=False` is the Table 9 ablation: both clips start at the same
+  frame.
   """
   enabled: bool = True
   gap_shape: str = 'decreasing'
   gap_power: float = 1.0
+  # Which clip of the pair is view 1: random (the authors' release), or
+  # always the earlier one (false).
+  random_view_order: bool = True
   # Videos shorter than a clip: 'loop' repeats from the start, 'pad' repeats
   # the last frame.
   short_video: str = 'loop'

@@ -1,14 +1,16 @@
 """tf.data input pipelines: pretraining (two views), training and testing.
 
-Phases (DMVR style): source -> shuffle -> enumerate -> per-example
+Phases (DMVR style): source (by epoch, shuffled) -> enumerate -> per-example
 [sample frame indices -> gather the encoded frames -> decode the crop window
 -> augment] -> batch -> arrange views -> cast.
 
 Randomness is stateless and keyed by (config.seed, input pipeline id,
 position of the example in this pipeline's stream, view). The same seed gives
-the same batches, another seed other batches, and skipping the first k
-examples (`start_step`) gives exactly the batches an uninterrupted job sees
-after them, because no random state is carried from one example to the next.
+the same batches, another seed other batches, and starting at step k
+(`start_step`) gives exactly the batches an uninterrupted job sees after k
+steps, because no random state is carried from one example to the next and
+the stream's order is a pure function of (seed, epoch, position in epoch):
+a restart jumps to its epoch and reads at most that epoch's earlier records.
 
   dataset = pipelines.build_dataset(config, input_context)
   # pretrain: {'image': [2B, T, S, S, 3] (views 1 then views 2), 'label': [B]}
@@ -49,14 +51,16 @@ def _augment_static(encoded, seed, view, config, **kwargs) -> tf.Tensor:
 def pretrain_views(example: Dict[str, tf.Tensor], seed,
                    config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
   """Two augmented clips of one video: {'image': [2, T, S, S, 3], ...}."""
-  time_seed, seed_1, seed_2 = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 3))
+  time_seed, order_seed, seed_1, seed_2 = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 4))
   frames = example['frames']
   length = tf.shape(frames)[0]
   start_1, start_2, _ = ts.two_clip_starts(
       time_seed, length, config.num_frames, config.frame_stride,
       enabled=config.temporal.enabled, shape=config.temporal.gap_shape,
       power=config.temporal.gap_power)
+  if config.temporal.random_view_order:
+    start_1, start_2 = ts.random_order(order_seed, start_1, start_2)
   spatial = config.spatial
   views = []
   for start, view_seed, view in ((start_1, seed_1, spatial.view_1),
@@ -114,6 +118,23 @@ def test_views(example: Dict[str, tf.Tensor], seed,
   return {'image': tf.clip_by_value(image, 0.0, 1.0), 'label': example['label']}
 
 
+def checked_label(example: Dict[str, tf.Tensor],
+                  config: video_data.VideoDataConfig) -> tf.Tensor:
+  """The example's label, failing (with the clip id) unless it is in
+  [0, num_classes): a label map with more classes than the experiment, or
+  unlabelled records, would otherwise train on all-zero targets."""
+  label = example['label']
+  message = tf.strings.format(
+      'label {} of clip {} is outside [0, num_classes={}): the records were '
+      'converted with another label map (task.train_data/validation_data.'
+      'num_classes, model.head.num_classes) or carry no label',
+      [label, example['id'], config.num_classes])
+  check = tf.debugging.Assert(
+      tf.logical_and(label >= 0, label < config.num_classes), [message])
+  with tf.control_dependencies([check]):
+    return tf.identity(label)
+
+
 _PROCESSORS = {
     'pretrain': pretrain_views,
     'train': train_clip,
@@ -127,7 +148,7 @@ def _arrange_batch(batch: Dict[str, tf.Tensor],
   image = batch['image']
   if config.zero_centering:
     image = image * 2.0 - 1.0
-  image = tf.cast(image, config.dtype)
+  image = tf.cast(image, 'float32' if config.dtype == 'auto' else config.dtype)
   if config.mode != 'pretrain':
     extra = {'id': batch['id']} if 'id' in batch else {}
     return {'image': image, 'label': batch['label'], **extra}
@@ -142,27 +163,36 @@ def _arrange_batch(batch: Dict[str, tf.Tensor],
 
 
 def source_dataset(config: video_data.VideoDataConfig,
-                   input_context: Optional[tf.distribute.InputContext] = None
-                   ) -> tf.data.Dataset:
-  """{'frames', 'label'} of this pipeline, shuffled and repeated if training."""
+                   input_context: Optional[tf.distribute.InputContext] = None,
+                   first_position: int = 0) -> tf.data.Dataset:
+  """{'frames', 'label', 'id'} of this pipeline from stream position
+  `first_position` on, shuffled and repeated if training.
+
+  TFRecords: epoch e's order depends only on (seed, e), so a restart reads
+  at most one epoch (`video_sources.TFRecordSource`). TFDS sources skip
+  from the start of the stream (a restart re-reads what was seen; they are
+  the small UCF-101 / HMDB-51 copies).
+  """
   training = (config.is_training if config.is_training is not None
               else config.mode != 'test')
   seed = config.seed or 0
   repeat = training and config.repeat
-  if config.tfds_name:
-    dataset = video_sources.tfds_dataset(
-        config.tfds_name, config.tfds_split or 'train', config.tfds_data_dir,
-        frames_key=config.tfds_frames_key, label_key=config.tfds_label_key,
-        shuffle_files=training, seed=seed, repeat=repeat,
+  buffer = config.shuffle_buffer_size if training else 0
+  if not config.tfds_name:
+    source = video_sources.TFRecordSource(
+        config.input_path, shuffle=training, seed=seed,
+        cycle_length=config.cycle_length, shuffle_buffer_size=buffer,
         input_context=input_context)
-  else:
-    dataset = video_sources.tfrecord_dataset(
-        config.input_path, shuffle_files=training, seed=seed, repeat=repeat,
-        cycle_length=config.cycle_length, input_context=input_context)
-  if training and config.shuffle_buffer_size > 1:
-    dataset = dataset.shuffle(config.shuffle_buffer_size, seed=seed + 1,
+    return source.stream(first_position, repeat=repeat)
+  dataset = video_sources.tfds_dataset(
+      config.tfds_name, config.tfds_split or 'train', config.tfds_data_dir,
+      frames_key=config.tfds_frames_key, label_key=config.tfds_label_key,
+      shuffle_files=training, seed=seed, repeat=repeat,
+      input_context=input_context)
+  if buffer > 1:
+    dataset = dataset.shuffle(buffer, seed=seed + 1,
                               reshuffle_each_iteration=True)
-  return dataset
+  return dataset.skip(first_position) if first_position else dataset
 
 
 def build_dataset(config: video_data.VideoDataConfig,
@@ -181,18 +211,19 @@ def build_dataset(config: video_data.VideoDataConfig,
   seed = config.seed or 0
 
   def process_at(position, example):
+    if config.mode != 'pretrain' and config.num_classes > 0:
+      example = dict(example, label=checked_label(example, config))
     out = process(example, example_seed(seed, pipeline_id, position), config)
     if keep_ids:
       out['id'] = example['id']
     return out
 
-  dataset = source_dataset(config, input_context).enumerate()
-  if config.start_step:
-    # Each step drew one per-replica batch for every replica this pipeline
-    # feeds: global batch / number of pipelines examples.
-    num_pipelines = input_context.num_input_pipelines if input_context else 1
-    dataset = dataset.skip(
-        config.start_step * (config.global_batch_size // num_pipelines))
+  # Each step drew one per-replica batch for every replica this pipeline
+  # feeds: global batch / number of pipelines examples.
+  num_pipelines = input_context.num_input_pipelines if input_context else 1
+  first = config.start_step * (config.global_batch_size // num_pipelines)
+  dataset = source_dataset(config, input_context, first).enumerate(
+      start=first)
   dataset = dataset.map(
       process_at,
       num_parallel_calls=(tf.data.AUTOTUNE if config.num_parallel_calls < 0

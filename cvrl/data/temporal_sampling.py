@@ -69,17 +69,37 @@ def two_clip_starts(seed, video_length, num_frames: int, stride: int,
 
   Returns:
     (start_1, start_2, gap), int32 scalars with start_2 = start_1 + gap.
+    A video shorter than one clip span gets two independent starts, each
+    uniform over its frames (the clips loop, see `clip_indices`), as the
+    authors' release does; then gap = start_2 - start_1 may be negative.
   """
   video_length = tf.cast(video_length, tf.int32)
   max_gap = tf.maximum(video_length - clip_span(num_frames, stride), 0)
-  gap_seed, start_seed = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 2))
+  gap_seed, start_seed, short_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, 3))
   if enabled:
     gap = sample_gap(gap_seed, max_gap, shape, power)
   else:
     gap = tf.constant(0, tf.int32)
   start_1 = uniform_int(start_seed, max_gap - gap)
-  return start_1, start_1 + gap, gap
+  start_2 = start_1 + gap
+  short = video_length < clip_span(num_frames, stride)
+  last_frame = tf.maximum(video_length - 1, 0)
+  short_1 = uniform_int(start_seed, last_frame)
+  short_2 = uniform_int(short_seed, last_frame) if enabled else short_1
+  start_1 = tf.where(short, short_1, start_1)
+  start_2 = tf.where(short, short_2, start_2)
+  return start_1, start_2, start_2 - start_1
+
+
+def random_order(seed, first, second):
+  """(first, second) or (second, first), each with probability 1/2.
+
+  The release shuffles the pair, so the earlier clip is view 1 only half
+  the time; it matters when the two views are augmented differently.
+  """
+  swap = tf.random.stateless_uniform([], seed=seed) < 0.5
+  return tf.where(swap, second, first), tf.where(swap, first, second)
 
 
 def clip_indices(start, video_length, num_frames: int, stride: int,

@@ -8,9 +8,13 @@ records with the same keys); TFDS video datasets
 
 Sharding: with a `tf.distribute.InputContext`, every input pipeline (one per
 host on a TPU pod) reads its own part: whole files when there are at least
-as many files as pipelines, otherwise every n-th record.
+as many files as pipelines, otherwise every n-th record. TFRecord streams
+are ordered by epoch (`TFRecordSource`), so a restart late in a long run
+reads at most one epoch before its first batch.
 """
 
+import concurrent.futures
+import struct
 from typing import List, Optional, Sequence, Union
 
 import tensorflow as tf
@@ -60,31 +64,154 @@ def parse_record(serialized: tf.Tensor) -> dict:
   }
 
 
-def tfrecord_dataset(input_path, *, shuffle_files: bool, seed: int,
-                     repeat: bool, cycle_length: Optional[int],
-                     input_context: Optional[tf.distribute.InputContext] = None
-                     ) -> tf.data.Dataset:
-  """Serialised records of this pipeline's share of the files."""
-  files = list_files(input_path)
-  num_pipelines = input_context.num_input_pipelines if input_context else 1
-  pipeline_id = input_context.input_pipeline_id if input_context else 0
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  shard_files = num_pipelines > 1 and len(files) >= num_pipelines
-  if shard_files:
-    dataset = dataset.shard(num_pipelines, pipeline_id)
-  if repeat:
-    dataset = dataset.repeat()
-  if shuffle_files:
-    dataset = dataset.shuffle(len(files), seed=seed,
-                              reshuffle_each_iteration=True)
-  dataset = dataset.interleave(
-      tf.data.TFRecordDataset,
-      cycle_length=min(cycle_length or 16, len(files)), block_length=1,
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  if num_pipelines > 1 and not shard_files:
-    dataset = dataset.shard(num_pipelines, pipeline_id)
-  return dataset.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE,
-                     deterministic=True)
+# Salts that keep the per-epoch file order and shuffle seeds apart.
+_FILE_ORDER_SALT, _SHUFFLE_SALT = 7_919, 104_729
+# TFRecord framing: uint64 length, uint32 CRC, data, uint32 CRC.
+_RECORD_HEADER, _RECORD_OVERHEAD = 8, 16
+
+
+def read_records(path: tf.Tensor) -> tf.data.Dataset:
+  """The serialised records of one file (every read goes through here)."""
+  return tf.data.TFRecordDataset(path)
+
+
+def count_records(path: str) -> int:
+  """Records in one TFRecord file, from their length headers only.
+
+  Reads 8 bytes per record and seeks over the rest (16 bytes + the record
+  read per record would be a whole epoch on Kinetics). Raises InputError
+  naming the file if it ends inside a record.
+  """
+  count, offset = 0, 0
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    size = f.size()
+    while offset < size:
+      f.seek(offset)
+      header = f.read(_RECORD_HEADER)
+      if len(header) < _RECORD_HEADER:
+        break
+      offset += _RECORD_OVERHEAD + struct.unpack('<Q', header)[0]
+      count += 1
+  if offset != size:
+    raise InputError(f'{path}: truncated TFRecord (the record at #{count} '
+                     f'ends past the end of the file, {size} bytes)')
+  return count
+
+
+class TFRecordSource:
+  """This input pipeline's share of a set of TFRecord files, by epoch.
+
+  The order of epoch e is a pure function of (seed, e): the files in an order
+  drawn from (seed, e), interleaved, then shuffled in blocks of
+  `shuffle_buffer_size` records, each by a permutation drawn from
+  (seed, e, block). So a job restarted at step s works out which epoch and which
+  position it is at, and reads at most one epoch to get there
+  (`stream(first_position)`), instead of re-reading every record it ever saw.
+
+  Sharding with a `tf.distribute.InputContext` (one pipeline per host on a
+  TPU pod): whole files when there are at least as many files as pipelines,
+  otherwise every n-th record of the interleaved epoch.
+  """
+
+  def __init__(self, input_path, *, shuffle: bool, seed: int,
+               cycle_length: Optional[int], shuffle_buffer_size: int = 0,
+               input_context: Optional[tf.distribute.InputContext] = None):
+    files = list_files(input_path)
+    self._pipelines = (input_context.num_input_pipelines if input_context
+                       else 1)
+    self._pipeline_id = (input_context.input_pipeline_id if input_context
+                         else 0)
+    self._all_files = files
+    self._shard_files = (self._pipelines > 1
+                         and len(files) >= self._pipelines)
+    self.files = (files[self._pipeline_id::self._pipelines]
+                  if self._shard_files else files)
+    self._shuffle = shuffle
+    self._seed = seed
+    self._cycle_length = min(cycle_length or 16, len(self.files))
+    self._buffer = shuffle_buffer_size if shuffle else 0
+
+  def _epoch_seed(self, salt: int, epoch) -> tf.Tensor:
+    base = tf.constant([self._seed, salt], tf.int64)
+    return tf.random.experimental.stateless_fold_in(
+        base, tf.cast(epoch, tf.int64))
+
+  def epoch(self, epoch) -> tf.data.Dataset:
+    """Serialised records of one epoch (epoch: int or int64 tensor)."""
+    files = tf.constant(self.files)
+    if self._shuffle:
+      keys = tf.random.stateless_uniform(
+          [len(self.files)], seed=self._epoch_seed(_FILE_ORDER_SALT, epoch))
+      files = tf.gather(files, tf.argsort(keys))
+    dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
+        read_records, cycle_length=self._cycle_length, block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if self._pipelines > 1 and not self._shard_files:
+      dataset = dataset.shard(self._pipelines, self._pipeline_id)
+    if self._buffer > 1:
+      dataset = _block_shuffle(dataset, self._buffer,
+                               self._epoch_seed(_SHUFFLE_SALT, epoch))
+    return dataset
+
+  def records_per_epoch(self) -> int:
+    """Records this pipeline reads per epoch (scans the files' headers)."""
+    if self._shard_files:
+      return sum(_count_all(self.files))
+    total = sum(_count_all(self._all_files))
+    return len(range(self._pipeline_id, total, self._pipelines))
+
+  def stream(self, first_position: int = 0,
+             repeat: bool = True) -> tf.data.Dataset:
+    """Parsed examples from stream position `first_position` on.
+
+    Position p is record p % n of epoch p // n (n = records per epoch);
+    only the records of that epoch before it are read and dropped.
+    """
+    first_epoch, skip = 0, first_position
+    if first_position:
+      per_epoch = self.records_per_epoch()
+      if not per_epoch:
+        raise InputError(f'input files {self.files[:3]}...: no records')
+      first_epoch, skip = divmod(first_position, per_epoch)
+      if not repeat and first_epoch:
+        raise InputError(
+            f'start position {first_position} is past the one epoch '
+            f'({per_epoch} records) of a non-repeating input')
+    epochs = tf.data.Dataset.range(first_epoch,
+                                   _MAX_EPOCHS if repeat else 1)
+    dataset = epochs.flat_map(self.epoch)
+    if skip:
+      dataset = dataset.skip(skip)
+    return dataset.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=True)
+
+
+def _block_shuffle(dataset: tf.data.Dataset, size: int,
+                   seed: tf.Tensor) -> tf.data.Dataset:
+  """Shuffles consecutive blocks of `size` elements, each by a stateless
+  permutation keyed by (seed, block index).
+
+  Memory and locality as a shuffle buffer of `size`, but a pure function of
+  the seed tensor: tf.data's shuffle cannot take a tensor seed once a
+  global seed is set (the model's init_seed sets one).
+  """
+  def shuffle_block(index, block):
+    keys = tf.random.stateless_uniform(
+        [tf.shape(block)[0]],
+        seed=tf.random.experimental.stateless_fold_in(seed, index))
+    return tf.data.Dataset.from_tensor_slices(
+        tf.gather(block, tf.argsort(keys)))
+  return dataset.batch(size).enumerate().flat_map(shuffle_block)
+
+
+# "Forever" for a repeating stream (tf.data ranges need an end).
+_MAX_EPOCHS = 2 ** 62
+
+
+def _count_all(files: Sequence[str]) -> List[int]:
+  # Threads: on gs:// each header is a small ranged read.
+  with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    return list(pool.map(count_records, files))
 
 
 def tfds_dataset(name: str, split: str, data_dir: Optional[str], *,

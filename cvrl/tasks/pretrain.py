@@ -81,7 +81,8 @@ class PretrainTask(base_task.Task):
     first, second = tf.split(embeddings, 2, axis=0)
     contrastive = losses.contrastive_loss(
         first, second, self.task_config.losses.temperature,
-        tf.distribute.get_replica_context())
+        tf.distribute.get_replica_context(),
+        reduction=self.task_config.losses.reduction)
     regularization = losses.weight_decay_loss(
         model.trainable_variables, self.task_config.losses.l2_weight_decay)
     return {

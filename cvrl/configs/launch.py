@@ -1,0 +1,57 @@
+"""What an experiment config still needs when a job starts, in one place.
+
+Every entry point (`cvrl.train`, `cvrl.export_features`, the benchmarks)
+parses its experiment the same way, then calls `prepare` right before the
+config is locked:
+
+  params = launch.parse_experiment('cvrl_pretrain_k400', [yaml], override)
+  lines = launch.prepare(params)   # schedule from epochs, precision
+  params.lock()
+
+`prepare` derives the step counts from epochs and the dataset size
+(`schedule.derive`) and resolves `auto` precision for the devices of this
+job (`precision.apply`); the numbers land in the config, so the params.yaml
+written next holds what the run used. It returns the lines to log.
+"""
+
+from typing import List, Optional, Sequence
+
+from absl import logging
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import hyperparams
+
+from cvrl.configs import precision
+from cvrl.configs import schedule
+
+
+def parse_experiment(experiment: str,
+                     config_files: Optional[Sequence[str]] = None,
+                     params_override: str = '') -> cfg.ExperimentConfig:
+  """The registered experiment with YAML files then `key=value,...` applied
+  (strict: a misspelt key fails), as Model Garden's train_utils does."""
+  params = exp_factory.get_exp_config(experiment)
+  for path in config_files or []:
+    params = hyperparams.override_params_dict(params, path, is_strict=True)
+  if params_override:
+    params = hyperparams.override_params_dict(params, params_override,
+                                              is_strict=True)
+  return params
+
+
+def prepare(params: cfg.ExperimentConfig,
+            devices: Optional[precision.Devices] = None) -> List[str]:
+  """Derives the schedule and the precision in place; logs and returns them.
+
+  devices: what the job runs on (default: the TPU named in runtime.tpu, or
+  this machine's GPUs, or its CPU).
+  """
+  if devices is None:
+    devices = precision.local_devices(params.runtime.tpu)
+  derived = schedule.derive(params)
+  lines = schedule.describe(derived, params).split('\n')
+  lines.append(precision.apply(params, devices))
+  for line in lines:
+    logging.info('%s', line)
+  return lines
