@@ -23,9 +23,9 @@ import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfrecords_tools import conversion_job  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfrecords_tools import sources  # pylint: disable=wrong-import-position
-from tfrecords_tools import video_conversion  # pylint: disable=wrong-import-position
+from tfrecords_tools.conversion import job  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tfrecords_tools.conversion import sources  # pylint: disable=wrong-import-position
+from tfrecords_tools.conversion import video_frames  # pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIDEOS = os.path.join(os.path.dirname(REPO), 'shared', 'testdata', 'videos')
@@ -85,7 +85,7 @@ def main():
   try:
     tasks = repeated_video_tasks(work, args.repeats, args.videos_dir)
     paths = [t.path for t in tasks]
-    options = video_conversion.ConversionOptions(short_side=256)
+    options = video_frames.ConversionOptions(short_side=256)
     cores = os.cpu_count() or 1
     rows = []
     start = time.perf_counter()
@@ -95,7 +95,7 @@ def main():
     for workers in sorted({1, cores}):
       out = os.path.join(work, f'ours_{workers}')
       start = time.perf_counter()
-      result = conversion_job.convert(tasks, out, ['x'], options,
+      result = job.convert(tasks, out, ['x'], options,
                                       num_shards=4, workers=workers)
       rows.append((f'convert_videos --workers={workers}',
                    time.perf_counter() - start, result['frames']))

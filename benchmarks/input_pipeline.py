@@ -28,8 +28,8 @@ from benchmarks.convert_throughput import repeated_video_tasks
 from cvrl.configs import video_data
 from cvrl.data import features
 from cvrl.data import pipelines
-from tfrecords_tools import conversion_job
-from tfrecords_tools import video_conversion
+from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import video_frames
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 NUM_FRAMES, STRIDE, SIZE = 16, 2, 224
@@ -38,7 +38,7 @@ NUM_FRAMES, STRIDE, SIZE = 16, 2, 224
 def make_records(work: str, repeats: int) -> str:
   tasks = repeated_video_tasks(work, repeats)
   out = os.path.join(work, 'tfrecords')
-  conversion_job.convert(tasks, out, ['x'], video_conversion.ConversionOptions(
+  job.convert(tasks, out, ['x'], video_frames.ConversionOptions(
       short_side=256), num_shards=4, workers=os.cpu_count() or 1)
   return os.path.join(out, 'train-*.tfrecord')
 

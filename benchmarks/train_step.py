@@ -61,7 +61,7 @@ def _ours_step(depth, width, frames, size, batch, precision='float32',
   from cvrl.configs import launch  # pylint: disable=g-import-not-at-top
   from cvrl.tasks import pretrain  # pylint: disable=g-import-not-at-top
   dtype = _set_precision(precision)
-  # The paper's experiment, parsed and prepared as `cvrl.train` does it.
+  # The paper's experiment, parsed and prepared as `cvrl.tools.train` does it.
   params = launch.parse_experiment('cvrl_pretrain_k400', params_override=(
       f'task.model.backbone.cvrl_r3d.depth={depth},'
       f'task.model.backbone.cvrl_r3d.width_multiplier={width},'

@@ -10,3 +10,4 @@ from cvrl.modeling import r3d as _r3d  # noqa: F401
 from cvrl.tasks import pretrain as _pretrain_task  # noqa: F401
 from cvrl.configs import classification as _classification_configs  # noqa: F401
 from cvrl.tasks import classification as _classification_task  # noqa: F401
+from cvrl.configs import demo as _demo_configs  # noqa: F401

@@ -42,7 +42,7 @@ data="task.train_data.input_path=$OUT/tfrecords/train/train-*.tfrecord,task.vali
 run() {  # run NAME ARGS...: one training job, its log in $OUT/NAME.log
   local name=$1; shift
   rm -rf "${OUT:?}/$name"
-  $PY -m cvrl.train --mode=train_and_eval --model_dir="$OUT/$name" "$@" \
+  $PY -m cvrl.tools.train --mode=train_and_eval --model_dir="$OUT/$name" "$@" \
       > "$OUT/$name.log" 2>&1 || { tail -50 "$OUT/$name.log"; exit 1; }
 }
 
@@ -50,7 +50,7 @@ echo "== 4/6 CVRL pretraining (R3D-14, 16x32x32 clips) -> $OUT/pretrain"
 pretrain_start=$(date +%s)
 run pretrain --experiment=cvrl_pretrain_demo --params_override="$data$pretrain_extra"
 pretrain_s=$(( $(date +%s) - pretrain_start ))
-$PY -m cvrl.run_summary --model_dir="$OUT/pretrain"
+$PY -m cvrl.tools.run_summary --model_dir="$OUT/pretrain"
 
 echo "== 5/6 linear evaluation of the CVRL encoder -> $OUT/linear_cvrl"
 run linear_cvrl --experiment=cvrl_linear_eval_demo \
@@ -62,7 +62,7 @@ run linear_random --experiment=cvrl_linear_eval_demo \
 
 echo
 echo "Linear evaluation on the held-out synthetic videos (8 classes, chance 12.50):"
-$PY -m cvrl.eval_report --runs="CVRL=$OUT/linear_cvrl,random=$OUT/linear_random" --margin
+$PY -m cvrl.tools.eval_report --runs="CVRL=$OUT/linear_cvrl,random=$OUT/linear_random" --margin
 echo "pretraining: ${pretrain_s}s; logs: $OUT/*.log"
 echo "TensorBoard: tensorboard --logdir=$OUT"
 echo "demo: done in $(( $(date +%s) - start ))s"

@@ -53,7 +53,7 @@ for run in runlocal batch32; do
   [ $run = batch32 ] && extra=',task.train_data.global_batch_size=32,task.train_data.crop_size=224,trainer.train_steps=20,trainer.steps_per_loop=10,trainer.summary_interval=10,trainer.checkpoint_interval=20,trainer.validation_interval=20'
   rm -rf "$OUT/k400_$run"
   start=$(date +%s)
-  timeout 170 $PY -m cvrl.train --experiment=cvrl_pretrain_k400_200ep \
+  timeout 170 $PY -m cvrl.tools.train --experiment=cvrl_pretrain_k400_200ep \
       --mode=train_and_eval --model_dir="$OUT/k400_$run" \
       --config_file=experiments/pretrain_k400_r3d50_200ep.yaml \
       --config_file=experiments/runlocal.yaml \
@@ -64,8 +64,8 @@ for run in runlocal batch32; do
   $PY - "$OUT/k400_$run/train" <<'PY' 2>/dev/null | tee -a "$LOG"
 import sys
 import tensorflow as tf
-from cvrl import run_summary
-scalars = run_summary.read_scalars(sys.argv[1])
+from cvrl.eval import reports
+scalars = reports.read_scalars(sys.argv[1])
 rate = scalars.get('examples_per_second', {})
 print('examples/s by step:', {k: round(v, 1) for k, v in sorted(rate.items())})
 print('peak device memory MiB:',
@@ -88,9 +88,9 @@ if [ ! -d "$DEMO/tfrecords/train" ]; then
 fi
 rm -rf "$OUT/demo"
 start=$(date +%s)
-timeout 120 $PY -m cvrl.train --experiment=cvrl_pretrain_demo --mode=train \
+timeout 120 $PY -m cvrl.tools.train --experiment=cvrl_pretrain_demo --mode=train \
     --model_dir="$OUT/demo" --params_override="task.train_data.input_path=$DEMO/tfrecords/train/*.tfrecord,task.validation_data.input_path=$DEMO/tfrecords/val/*.tfrecord,runtime.mixed_precision_dtype=auto,trainer.train_steps=60" \
     > "$OUT/demo.log" 2>&1
 say "demo: exit $? in $(( $(date +%s) - start )) s; $(grep -h 'precision:' "$OUT/demo.log" | tail -1)"
-$PY -m cvrl.run_summary --model_dir="$OUT/demo" 2>&1 | tee -a "$LOG"
+$PY -m cvrl.tools.run_summary --model_dir="$OUT/demo" 2>&1 | tee -a "$LOG"
 say "done: $LOG"

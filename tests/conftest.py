@@ -64,7 +64,7 @@ def run_module(module, *args, check=True, timeout=600):
 @pytest.fixture(scope='session')
 def synthetic_videos(tmp_path_factory):
   """A small synthetic dataset on disk: 8 classes x 4 videos of 24 frames."""
-  from tfrecords_tools import synthetic  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools.datasets import synthetic  # pylint: disable=g-import-not-at-top
   root = str(tmp_path_factory.mktemp('synthetic'))
   synthetic.make_dataset(root, videos_per_class=4, val_fraction=0.25,
                               num_frames=24, size=32, fps=12, seed=0,
@@ -94,16 +94,16 @@ def mirrored_strategy():
 @pytest.fixture(scope='session')
 def synthetic_records(synthetic_videos, tmp_path_factory):
   """`synthetic_videos` converted to TFRecords: {train,val}/{split}-*.tfrecord."""
-  from tfrecords_tools import conversion_job  # pylint: disable=g-import-not-at-top
-  from tfrecords_tools import sources  # pylint: disable=g-import-not-at-top
-  from tfrecords_tools import video_conversion  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools.conversion import job  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools.conversion import sources  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools.conversion import video_frames  # pylint: disable=g-import-not-at-top
   out = tmp_path_factory.mktemp('records')
   labels = sources.read_label_map(os.path.join(synthetic_videos,
                                                'label_map.txt'))
   for split in ('train', 'val'):
-    tasks = conversion_job.read_tasks(
+    tasks = job.read_tasks(
         os.path.join(synthetic_videos, f'{split}.csv'), synthetic_videos,
         split)
-    conversion_job.convert(tasks, str(out / split), labels,
-                           video_conversion.ConversionOptions(short_side=0), 2)
+    job.convert(tasks, str(out / split), labels,
+                           video_frames.ConversionOptions(short_side=0), 2)
   return str(out)

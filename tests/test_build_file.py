@@ -5,6 +5,8 @@ for the Bazel rules, so the test needs no Bazel and fails on a syntax error.
 """
 
 import os
+import subprocess
+import sys
 
 from tests.conftest import REPO_ROOT
 
@@ -63,3 +65,12 @@ def test_local_labels_exist_and_tests_are_py_test():
         assert target['kind'] == 'py_test', f'{src} must be a py_test'
     if target['kind'] == 'py_binary':
       assert target['main'] in target['srcs'], name
+
+
+def test_build_is_generated_from_the_imports():
+  """BUILD equals scripts/generate_build.py's output: every import of a
+  project module or a third-party package is a declared dependency."""
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'generate_build.py'),
+       '--check'], capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr

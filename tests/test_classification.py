@@ -10,8 +10,8 @@ from official.core import exp_factory
 from official.core import task_factory
 
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+from cvrl.configs import base
 from cvrl.configs import classification as classification_cfg
-from cvrl.configs import datasets
 from cvrl.configs import launch
 from cvrl.configs import precision
 from cvrl.configs import video_data
@@ -110,10 +110,10 @@ def test_validation_averages_softmax_over_all_views():
 def test_missing_checkpoint_never_means_from_scratch():
   params = small(exp_factory.get_exp_config('cvrl_linear_eval_demo'))
   params.task.init_checkpoint = ''
-  with pytest.raises(video_data.ConfigError, match='task.init_checkpoint'):
+  with pytest.raises(base.ConfigError, match='task.init_checkpoint'):
     params.task.validate()
   params.task.init_checkpoint, params.task.random_backbone = 'x', True
-  with pytest.raises(video_data.ConfigError, match='not both'):
+  with pytest.raises(base.ConfigError, match='not both'):
     params.task.validate()
 
 
@@ -241,5 +241,5 @@ def test_paper_recipes(name, lr, epochs, batch_size, frozen):
 
 def test_semi_supervised_steps_follow_the_subset_size():
   ten = exp_factory.get_exp_config('cvrl_semi_supervised_k400_10pct')
-  full = datasets.get('k400').train_examples
+  full = base.dataset('k400').train_examples
   assert ten.task.train_data.num_examples == round(0.1 * full)

@@ -16,12 +16,12 @@ from tests.conftest import REAL_VIDEOS
 from tests.conftest import real_video
 from tests.conftest import REPO_ROOT
 from tests.conftest import run_module
-from tfrecords_tools import conversion_job
-from tfrecords_tools import shards
-from tfrecords_tools import sources
-from tfrecords_tools import video_conversion
+from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import shards
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import video_frames
 
-OPTIONS = video_conversion.ConversionOptions(short_side=128)
+OPTIONS = video_frames.ConversionOptions(short_side=128)
 
 
 def _read_dir(out_dir):
@@ -117,10 +117,10 @@ def test_model_garden_decoder_reads_our_records(real_conversion):
 
 def test_keep_partial_keeps_the_decoded_frames(tmp_path):
   task = sources.VideoTask('c', real_video('corrupted.mp4'), 'x', 'train')
-  strict = video_conversion.convert_video(task, OPTIONS)
+  strict = video_frames.convert_video(task, OPTIONS)
   assert strict.status == 'corrupt' and not strict.jpegs
-  partial = video_conversion.convert_video(
-      task, video_conversion.ConversionOptions(short_side=64,
+  partial = video_frames.convert_video(
+      task, video_frames.ConversionOptions(short_side=64,
                                                keep_partial=True))
   assert partial.status == 'ok' and len(partial.jpegs) == 28
   assert 'InvalidDataError' in partial.manifest_row()['error']
@@ -128,8 +128,8 @@ def test_keep_partial_keeps_the_decoded_frames(tmp_path):
 
 def test_too_short(tmp_path):
   task = sources.VideoTask('r', real_video('rotated_90.mov'), 'x', 'train')
-  result = video_conversion.convert_video(
-      task, video_conversion.ConversionOptions(short_side=64, min_frames=8))
+  result = video_frames.convert_video(
+      task, video_frames.ConversionOptions(short_side=64, min_frames=8))
   assert result.status == 'too_short' and '3 frames' in result.error
 
 
@@ -138,11 +138,11 @@ def test_label_map_is_sorted_and_stable(synthetic_videos, tmp_path):
   maps = []
   for run in range(2):
     out = tmp_path / f'run{run}'
-    tasks = conversion_job.read_tasks(csv_path, synthetic_videos, 'train')
+    tasks = job.read_tasks(csv_path, synthetic_videos, 'train')
     if run:
       tasks = tasks[::-1]  # input order must not matter
     labels = sources.build_label_map(tasks)
-    conversion_job.convert(tasks, str(out), labels, OPTIONS, 2)
+    job.convert(tasks, str(out), labels, OPTIONS, 2)
     maps.append((out / 'label_map.txt').read_text())
   assert maps[0] == maps[1]
   names = maps[0].split()
@@ -154,9 +154,9 @@ def test_reusing_a_label_map(synthetic_videos, tmp_path):
   label_map.write_text('zzz_extra\n' + open(
       os.path.join(synthetic_videos, 'label_map.txt')).read())
   labels = sources.read_label_map(str(label_map))
-  tasks = conversion_job.read_tasks(
+  tasks = job.read_tasks(
       os.path.join(synthetic_videos, 'val.csv'), synthetic_videos, 'val')
-  result = conversion_job.convert(tasks, str(tmp_path / 'out'), labels,
+  result = job.convert(tasks, str(tmp_path / 'out'), labels,
                                   OPTIONS, 1)
   for ex in _parse_all(str(tmp_path / 'out')):
     ctx = ex.context.feature
@@ -180,14 +180,14 @@ def test_kinetics_csv_trimmed_untrimmed_and_missing(tmp_path):
       'abseiling,trimmedAAAA,10,20,train,0\n'
       '"air drumming",untrimmedBB,2,5,train,0\n'
       'abseiling,notdownloaded,0,10,val,0\n')
-  tasks = conversion_job.read_tasks(str(csv_path), str(tmp_path / 'videos'),
+  tasks = job.read_tasks(str(csv_path), str(tmp_path / 'videos'),
                                     'ignored')
   by_id = {t.clip_id: t for t in tasks}
   assert by_id['trimmedAAAA_000010_000020'].start_s is None
   assert by_id['untrimmedBB_000002_000005'].start_s == 2.0
   assert by_id['notdownloaded_000000_000010'].path is None
   out = tmp_path / 'out'
-  result = conversion_job.convert(tasks, str(out), sources.build_label_map(
+  result = job.convert(tasks, str(out), sources.build_label_map(
       tasks), OPTIONS, 1)
   rows = {r['id']: r for r in result['rows']}
   assert rows['trimmedAAAA_000010_000020']['frames'] == 280
@@ -200,7 +200,7 @@ def test_kinetics_csv_trimmed_untrimmed_and_missing(tmp_path):
 
 
 def test_folder_tree_input(synthetic_videos, tmp_path):
-  tasks = conversion_job.read_tasks(None, os.path.join(synthetic_videos,
+  tasks = job.read_tasks(None, os.path.join(synthetic_videos,
                                                        'videos'), 'train')
   assert len(tasks) == 32
   assert {t.label for t in tasks} == set(
@@ -211,12 +211,12 @@ def test_folder_tree_input(synthetic_videos, tmp_path):
 def test_beam_and_multiprocessing_write_the_same_files(synthetic_videos,
                                                        tmp_path):
   pytest.importorskip('apache_beam')
-  tasks = conversion_job.read_tasks(
+  tasks = job.read_tasks(
       os.path.join(synthetic_videos, 'train.csv'), synthetic_videos, 'train')
   labels = sources.build_label_map(tasks)
-  conversion_job.convert(tasks, str(tmp_path / 'local'), labels, OPTIONS, 3,
+  job.convert(tasks, str(tmp_path / 'local'), labels, OPTIONS, 3,
                          runner='local', workers=2)
-  conversion_job.convert(tasks, str(tmp_path / 'beam'), labels, OPTIONS, 3,
+  job.convert(tasks, str(tmp_path / 'beam'), labels, OPTIONS, 3,
                          runner='beam')
   local_files, local_rows = _read_dir(str(tmp_path / 'local'))
   beam_files, beam_rows = _read_dir(str(tmp_path / 'beam'))

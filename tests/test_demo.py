@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from cvrl import run_summary
+from cvrl.eval import reports
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def test_demo_runs_end_to_end(tmp_path):
   assert 'pretraining:' in text and 'TensorBoard' in text
   # Pretraining evaluated with the kNN monitor; the linear evaluations
   # restored the pretrained backbone (checked), the baseline did not.
-  validation = run_summary.read_scalars(os.path.join(out, 'pretrain',
+  validation = reports.read_scalars(os.path.join(out, 'pretrain',
                                                      'validation'))
   assert 'knn_top1_accuracy' in validation
   with open(os.path.join(out, 'linear_cvrl.log')) as f:

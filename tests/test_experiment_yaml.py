@@ -30,7 +30,7 @@ def test_there_are_ablation_files():
 def test_ablation_overrides_the_train_data_config(path):
   with open(path) as f:
     text = f.read()
-  assert 'python -m cvrl.train' in text  # its launch command is in a comment
+  assert 'python -m cvrl.tools.train' in text  # its launch command is in a comment
   override = yaml.safe_load(text)['task']['train_data']
   config = video_data.VideoDataConfig(input_path='x', global_batch_size=8)
   config.override(override, is_strict=True)

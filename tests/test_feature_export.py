@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from official.core import exp_factory
 
-from cvrl import feature_export
+from cvrl.eval import feature_export
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+from cvrl.data import eval_views
 from cvrl.data import pipelines
 from cvrl.data import video_sources
 from cvrl.modeling import checkpoint_restore
@@ -55,7 +56,7 @@ def test_features_labels_and_ids_of_every_video(exported):
   for position, example in enumerate(
       video_sources.TFRecordSource(pattern, shuffle=False, seed=0,
                                    cycle_length=1).stream(repeat=False)):
-    view = pipelines.test_views(example, None, config)['image']
+    view = eval_views.test_views(example, None, config)['image']
     want = backbone(view, training=False).numpy()[0]
     np.testing.assert_allclose(data['features'][position], want, rtol=1e-4,
                                atol=1e-5)
@@ -89,14 +90,14 @@ def test_export_features_command(exported):
   _, _, checkpoint, pattern, root = exported
   out = str(root / 'cli.npz')
   result = run_module(
-      'cvrl.export_features', '--experiment=cvrl_linear_eval_demo',
+      'cvrl.tools.export_features', '--experiment=cvrl_linear_eval_demo',
       '--params_override=task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
       f'task.validation_data.num_frames={FRAMES}',
       f'--checkpoint={checkpoint}', f'--pattern={pattern}', f'--output={out}')
   assert '5 videos' in result.stdout and f'views of {FRAMES} x 32 x 32' in (
       result.stdout)
   assert np.load(out)['features'].shape == (5, 256)
-  bad = run_module('cvrl.export_features', '--experiment=cvrl_linear_eval_demo',
+  bad = run_module('cvrl.tools.export_features', '--experiment=cvrl_linear_eval_demo',
                    f'--checkpoint={checkpoint}', f'--pattern={pattern}',
                    f'--output={out}', check=False)  # width 0.25 by default
   assert bad.returncode == 1 and 'stem_conv/kernel:0' in bad.stderr

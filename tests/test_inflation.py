@@ -130,7 +130,7 @@ def test_inflate_imagenet_command_writes_a_restorable_backbone(tmp_path):
   weights = str(tmp_path / 'twin.weights.h5')
   twin.save_weights(weights)
   output = str(tmp_path / 'inflated' / 'r3d14')
-  result = run_module('cvrl.inflate_imagenet', '--source=twin',
+  result = run_module('cvrl.tools.inflate_imagenet', '--source=twin',
                       f'--weights={weights}', '--depth=14',
                       '--width_multiplier=0.25', f'--output={output}')
   assert 'weights inflated' in result.stdout
@@ -142,7 +142,7 @@ def test_inflate_imagenet_command_writes_a_restorable_backbone(tmp_path):
   np.testing.assert_array_equal(
       video.get_layer('res5_0_c_bn').moving_variance.numpy(),
       twin.get_layer('res5_0_c_bn').moving_variance.numpy())
-  bad = run_module('cvrl.inflate_imagenet', '--source=twin',
+  bad = run_module('cvrl.tools.inflate_imagenet', '--source=twin',
                    f'--weights={weights}', '--depth=50',
                    f'--output={output}2', check=False)
   assert bad.returncode == 1 and 'inflate_imagenet: error' in bad.stderr

@@ -7,19 +7,19 @@ import tensorflow as tf
 
 from cvrl.data import features
 from tests.conftest import run_module
-from tfrecords_tools import conversion_job
-from tfrecords_tools import inspect_tfrecords
-from tfrecords_tools import sources
-from tfrecords_tools import video_conversion
+from tfrecords_tools.conversion import job
+from tfrecords_tools.datasets import inspection
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import video_frames
 
 
 @pytest.fixture(scope='module')
 def converted(synthetic_videos, tmp_path_factory):
   out = str(tmp_path_factory.mktemp('tfr'))
-  tasks = conversion_job.read_tasks(
+  tasks = job.read_tasks(
       os.path.join(synthetic_videos, 'train.csv'), synthetic_videos, 'train')
-  conversion_job.convert(tasks, out, sources.build_label_map(tasks),
-                         video_conversion.ConversionOptions(short_side=0), 2)
+  job.convert(tasks, out, sources.build_label_map(tasks),
+                         video_frames.ConversionOptions(short_side=0), 2)
   return out
 
 
@@ -28,7 +28,7 @@ def _shards(out):
 
 
 def test_summary_counts(converted):
-  report = inspect_tfrecords.inspect_files(_shards(converted), verify=True)
+  report = inspection.inspect_files(_shards(converted), verify=True)
   assert not report.errors
   assert report.shards == 2 and report.videos == 24
   assert set(report.labels.values()) == {3}  # 3 train videos per class
@@ -41,7 +41,7 @@ def test_summary_counts(converted):
 
 
 def test_mixed_frame_rates_are_reported_with_their_spread():
-  report = inspect_tfrecords.Report()
+  report = inspection.Report()
   report.fps.update({25.0: 70, 29.97: 20, 30.0: 8, 60.0: 1, -1: 1})
   text = report.format()
   assert 'fps: unknown (1), 25 (70), 29.97 (20), 30 (8), 60 (1)' in text
@@ -56,7 +56,7 @@ def test_truncated_shard_fails_naming_shard_and_record(converted, tmp_path):
   data = open(src, 'rb').read()
   bad = tmp_path / 'train-00001-of-00002.tfrecord'
   bad.write_bytes(data[:len(data) * 2 // 3])
-  report = inspect_tfrecords.inspect_files([_shards(converted)[0], str(bad)],
+  report = inspection.inspect_files([_shards(converted)[0], str(bad)],
                                            verify=True)
   assert len(report.errors) == 1
   assert str(bad) in report.errors[0] and 'truncated' in report.errors[0]
@@ -81,8 +81,8 @@ def test_bad_jpeg_and_missing_feature_are_named(converted, tmp_path):
     writer.write(example.SerializeToString())
     writer.write(no_images.SerializeToString())
     writer.write(b'garbage that is no proto \xff\xff')
-  plain = inspect_tfrecords.inspect_files([path], verify=False)
-  verified = inspect_tfrecords.inspect_files([path], verify=True)
+  plain = inspection.inspect_files([path], verify=False)
+  verified = inspection.inspect_files([path], verify=True)
   assert any('record 2' in e and features.IMAGE_KEY in e for e in plain.errors)
   assert any('record 3' in e for e in plain.errors)
   assert not any('frame 5' in e for e in plain.errors)  # only --verify decodes

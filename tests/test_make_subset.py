@@ -9,7 +9,7 @@ import tensorflow as tf
 from cvrl.data import features
 from tests import video_records
 from tests.conftest import run_module
-from tfrecords_tools import subsets
+from tfrecords_tools.datasets import subsets
 
 
 def _write(path, items):

@@ -1,13 +1,17 @@
 """The assembled tf.data pipelines: layout, determinism, resuming, protocols."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from cvrl.configs import base
 from cvrl.configs import video_data
 from cvrl.data import pipelines
+from cvrl.data import spatial_augment
 from cvrl.data import video_sources
 from tests import video_records
 
@@ -303,11 +307,11 @@ def test_bfloat16_and_zero_centering(textured_file):
 
 def test_config_values_are_checked_by_name():
   config = _config('x')
-  with pytest.raises(video_data.ConfigError, match='spatial.view_2.flip_prob'):
+  with pytest.raises(base.ConfigError, match='spatial.view_2.flip_prob'):
     config.replace(spatial={'view_2': {'flip_prob': 1.5}}).validate()
-  with pytest.raises(video_data.ConfigError, match='temporal.gap_shape'):
+  with pytest.raises(base.ConfigError, match='temporal.gap_shape'):
     config.replace(temporal={'gap_shape': 'sideways'}).validate()
-  with pytest.raises(video_data.ConfigError, match='mode'):
+  with pytest.raises(base.ConfigError, match='mode'):
     config.replace(mode='finetune').validate()
   with pytest.raises(KeyError, match='gap_shap'):
     config.replace(temporal={'gap_shap': 'uniform'})
@@ -350,3 +354,34 @@ def test_labels_outside_the_experiments_classes_fail_naming_the_clip(tmp_path):
   # Pretraining does not use labels (unlabelled records are fine there).
   assert len(_take(_config(path, num_classes=5, num_frames=2, crop_size=8,
                            global_batch_size=1), 2)) == 2
+
+
+def test_ablations_swap_named_steps_and_variants_can_pass_their_own(
+    index_file):
+  config = _config(index_file, num_frames=4, crop_size=S)
+  steps = pipelines.pretrain_steps(config)
+  assert steps.view is spatial_augment.consistent_view
+  assert steps.clip_starts is pipelines._gap_starts  # pylint: disable=protected-access
+  swapped = {
+      'spatial': ({'enabled': False}, 'view', spatial_augment.centre_crop_view),
+      'spatial_per_frame': ({'temporally_consistent': False}, 'view',
+                            spatial_augment.per_frame_view),
+      'temporal': ({'enabled': False}, 'clip_starts',
+                   pipelines._same_starts),  # pylint: disable=protected-access
+  }
+  for key, (override, step, want) in swapped.items():
+    field = key.split('_')[0]
+    changed = pipelines.pretrain_steps(config.replace(**{field: override}))
+    assert getattr(changed, step) is want, key
+    other = 'clip_starts' if step == 'view' else 'view'
+    assert getattr(changed, other) is getattr(steps, other)
+  # A variant replaces one step (here: both clips start at frame 0).
+  example = video_sources.parse_record(
+      next(iter(tf.data.TFRecordDataset(index_file))))
+  variant = dataclasses.replace(
+      steps, clip_starts=lambda seed, length, cfg: (0, 0),
+      view=spatial_augment.centre_crop_view)
+  views = pipelines.pretrain_views(example, tf.constant([1, 2], tf.int64),
+                                   config, variant)['image'].numpy()
+  idx = video_records.frame_index_of(views.mean(axis=(2, 3, 4)))
+  np.testing.assert_array_equal(idx, [[0, 2, 4, 6]] * 2)

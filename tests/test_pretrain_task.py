@@ -9,8 +9,9 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import optimization
 
-from cvrl import evaluation
+from cvrl.eval import knn
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
+from cvrl.configs import base
 from cvrl.configs import pretrain as pretrain_cfg
 from cvrl.configs import launch
 from cvrl.configs import precision
@@ -83,11 +84,11 @@ def test_strict_overrides_and_ranges_name_the_field():
     config.override({'task': {'losses': {'temprature': 0.2}}})
   bad = _small_task_config()
   bad.losses.temperature = 0.0
-  with pytest.raises(video_data.ConfigError, match='losses.temperature'):
+  with pytest.raises(base.ConfigError, match='losses.temperature'):
     task_factory.get_task(bad)
   bad = _small_task_config()
   bad.model.projection_head.num_hidden_layers = 4
-  with pytest.raises(video_data.ConfigError, match='num_hidden_layers'):
+  with pytest.raises(base.ConfigError, match='num_hidden_layers'):
     task_factory.get_task(bad)
 
 
@@ -99,8 +100,8 @@ def test_train_steps_learn_on_a_fixed_batch():
   metrics = task.build_metrics()
   step = tf.function(lambda b: task.train_step(b, model, optimizer, metrics))
   batch = _batch()
-  loss_of = lambda: float(task._losses(  # pylint: disable=protected-access,g-long-lambda
-      model, batch['image'], training=True)['contrastive_loss'])
+  loss_of = lambda: float(task.step_losses(  # pylint: disable=g-long-lambda
+      model, batch, training=True)[0]['contrastive_loss'])
   before = loss_of()
   assert before > np.log(7) - 0.3  # untrained: not better than chance
   for _ in range(10):
@@ -135,7 +136,7 @@ def test_train_step_under_mirrored_strategy_equals_one_device(
   batch = _batch(n=4, seed=5)
   single_model = task.build_model()
   weights = single_model.get_weights()
-  single = task._losses(single_model, batch['image'], training=True)  # pylint: disable=protected-access
+  single, _ = task.step_losses(single_model, batch, training=True)
   with mirrored_strategy.scope():
     model = task.build_model()
   model.set_weights(weights)
@@ -149,7 +150,8 @@ def test_train_step_under_mirrored_strategy_equals_one_device(
   values = mirrored_strategy.experimental_distribute_values_from_function(
       shard)
   out = mirrored_strategy.run(
-      tf.function(lambda v: task._losses(model, v, training=True)),  # pylint: disable=protected-access
+      tf.function(lambda v: task.step_losses(model, {'image': v},
+                                             training=True)[0]),
       (values,))
   loss = mirrored_strategy.reduce('MEAN', out['contrastive_loss'], axis=None)
   np.testing.assert_allclose(loss.numpy(), single['contrastive_loss'].numpy(),
@@ -179,7 +181,7 @@ def test_knn_monitor_collects_validation_features_and_reduces_to_knn():
     f = model(batch['image'], training=False)['features'].numpy()
     features.append((f[:4] + f[4:]) / 2)
   labels = np.concatenate([b['label'].numpy() for b in batches])
-  want = evaluation.knn_top1(np.concatenate(features), labels, 20, 0.07)
+  want = knn.knn_top1(np.concatenate(features), labels, 20, 0.07)
   assert result['knn_top1_accuracy'] == pytest.approx(want)
   np.testing.assert_allclose(np.concatenate(state['knn_features']),
                              np.concatenate(features), rtol=1e-5, atol=1e-6)
@@ -204,7 +206,10 @@ def test_release_loss_scale_doubles_the_contrastive_gradient_only():
     model = task.build_model()  # same init_seed: same weights
     views = _batch()['image']
     with tf.GradientTape(persistent=True) as tape:
-      logs = task._losses(model, views, training=False)  # pylint: disable=protected-access
+      # Model Garden's public contract: outputs -> build_losses.
+      logs = task.build_losses(None, task.forward(model, {'image': views},
+                                                  training=False),
+                               aux_losses=task.regularization(model))
     variables = model.trainable_variables
     grads[reduction] = {
         key: tape.gradient(logs[key], variables)

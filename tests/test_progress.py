@@ -4,7 +4,7 @@ import io
 
 from absl.testing import absltest
 
-from tfrecords_tools import progress
+from tfrecords_tools.conversion import progress
 
 
 class _Tty(io.StringIO):

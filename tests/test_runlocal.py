@@ -3,7 +3,7 @@
 Default suite: each experiment with runlocal (and the small model) builds,
 takes one train step and one validation step on real records, in process.
 Slow: the paper's R3D-50 pretraining and linear-evaluation recipes with
-runlocal, through `python -m cvrl.train`, on real videos converted at 25 fps.
+runlocal, through `python -m cvrl.tools.train`, on real videos converted at 25 fps.
 """
 
 import os
@@ -37,7 +37,7 @@ def test_runlocal_changes_only_size_steps_and_intervals():
   with open(RUNLOCAL) as f:
     text = f.read()
   override = yaml.safe_load(text)
-  assert 'python -m cvrl.train' in text
+  assert 'python -m cvrl.tools.train' in text
   assert set(override) == {'runtime', 'task', 'trainer'}
   assert set(override['task']) == {'train_data', 'validation_data'}
   allowed = {'global_batch_size', 'crop_size', 'shuffle_buffer_size',
@@ -114,7 +114,7 @@ def test_r3d50_recipes_with_runlocal_end_to_end(kinetics_like_records,
            f'task.validation_data.input_path={kinetics_like_records}/val-*')
   pretrain_dir = str(tmp_path / 'pretrain')
   result = run_module(
-      'cvrl.train', '--experiment=cvrl_pretrain_k400_200ep',
+      'cvrl.tools.train', '--experiment=cvrl_pretrain_k400_200ep',
       '--mode=train_and_eval', f'--model_dir={pretrain_dir}',
       '--config_file=experiments/pretrain_k400_r3d50_200ep.yaml',
       f'--config_file={RUNLOCAL}', f'--params_override={paths}')
@@ -127,7 +127,7 @@ def test_r3d50_recipes_with_runlocal_end_to_end(kinetics_like_records,
   assert params['trainer']['train_steps'] == 2  # what the run used
   assert os.path.exists(os.path.join(pretrain_dir, 'ckpt-2.index'))
   result = run_module(
-      'cvrl.train', '--experiment=cvrl_linear_eval_k400',
+      'cvrl.tools.train', '--experiment=cvrl_linear_eval_k400',
       '--mode=train_and_eval', f'--model_dir={tmp_path / "linear"}',
       '--config_file=experiments/linear_eval_k400.yaml',
       f'--config_file={RUNLOCAL}',

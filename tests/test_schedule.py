@@ -8,6 +8,7 @@ from official.core import exp_factory
 from official.modeling import optimization
 
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
+from cvrl.configs import base
 from cvrl.configs import launch
 from cvrl.configs import precision
 from cvrl.configs import schedule
@@ -141,10 +142,10 @@ def test_the_derived_numbers_are_described_for_the_log():
 def test_missing_dataset_size_is_a_named_error():
   params = exp_factory.get_exp_config('cvrl_pretrain_k400')
   params.task.train_data.num_examples = -1
-  with pytest.raises(video_data.ConfigError,
+  with pytest.raises(base.ConfigError,
                      match='task.train_data.num_examples'):
     schedule.derive(params)
   params = exp_factory.get_exp_config('cvrl_pretrain_k400')
   params.trainer.optimizer_config.learning_rate.type = 'stepwise'
-  with pytest.raises(video_data.ConfigError, match='learning_rate.type'):
+  with pytest.raises(base.ConfigError, match='learning_rate.type'):
     schedule.derive(params)

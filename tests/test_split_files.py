@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from tfrecords_tools import sources
-from tfrecords_tools import split_files
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import split_files
 from tests.conftest import run_module
 
 UCF_CLASSES = ['ApplyEyeMakeup', 'HandstandPushups', 'YoYo']

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from tfrecords_tools import synthetic
-from tfrecords_tools import video_decoder as vd
+from tfrecords_tools.datasets import synthetic
+from tfrecords_tools.conversion import decoder as vd
 
 
 def _centre_track(label, seed=3):

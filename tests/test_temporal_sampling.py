@@ -18,8 +18,8 @@ def _seed(i):
 @tf.function
 def _draw_many(seeds, video_length, shape, power):
   return tf.map_fn(
-      lambda s: tf.stack(ts.two_clip_starts(s, video_length, 16, 2, True,
-                                            shape, power)),
+      lambda s: tf.stack(ts.two_clip_starts(s, video_length, 16, 2, shape,
+                                            power)),
       seeds, fn_output_signature=tf.int32)
 
 
@@ -78,7 +78,7 @@ def test_first_start_is_uniform_given_the_gap():
 
 def test_temporal_augmentation_off_gives_the_same_start():
   for i in range(20):
-    s1, s2, gap = ts.two_clip_starts(_seed(i), 100, 16, 2, enabled=False)
+    s1, s2, gap = ts.same_starts(_seed(i), 100, 16, 2)
     assert int(gap) == 0 and int(s1) == int(s2)
 
 
@@ -117,8 +117,7 @@ def test_short_videos_get_two_independent_uniform_starts(length):
   assert stats.chi2_contingency(joint + 1e-9)[1] > 1e-3
   assert abs(np.mean(s1 == s2) - 1 / length) < 0.03
   for i in range(20):
-    a, b, g = (int(v) for v in ts.two_clip_starts(_seed(i), length, 16, 2,
-                                                  enabled=False))
+    a, b, g = (int(v) for v in ts.same_starts(_seed(i), length, 16, 2))
     assert a == b and g == 0 and 0 <= a < length
   one = ts.two_clip_starts(_seed(0), 1, 16, 2)
   assert [int(v) for v in one] == [0, 0, 0]

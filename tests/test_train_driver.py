@@ -1,4 +1,4 @@
-"""`python -m cvrl.train` end to end: TensorBoard, resuming, exact replay."""
+"""`python -m cvrl.tools.train` end to end: TensorBoard, resuming, exact replay."""
 
 import glob
 import os
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from cvrl import run_summary
+from cvrl.eval import reports
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def _command(records, model_dir, steps, extra=''):
       'trainer.summary_interval=1', 'trainer.checkpoint_interval=3',
       'trainer.validation_interval=1000',
   ] + ([extra] if extra else []))
-  return [sys.executable, '-m', 'cvrl.train', '--experiment=cvrl_pretrain_demo',
+  return [sys.executable, '-m', 'cvrl.tools.train', '--experiment=cvrl_pretrain_demo',
           '--mode=train', f'--model_dir={model_dir}',
           f'--params_override={override}']
 
@@ -59,14 +59,14 @@ def _image_tags(log_dir):
 def test_tensorboard_tags_and_resume_replays_exactly(synthetic_records, tmp_path):
   clean = tmp_path / 'clean'
   _run(_command(synthetic_records, clean, 6, 'task.image_summary_clips=2'))
-  scalars = run_summary.read_scalars(str(clean / 'train'))
+  scalars = reports.read_scalars(str(clean / 'train'))
   for tag in ('training_loss', 'contrastive_loss', 'contrastive_accuracy',
               'entropy', 'regularization_loss', 'learning_rate',
               'examples_per_second', 'steps_per_second'):
     assert tag in scalars, f'{tag} missing from {sorted(scalars)}'
   assert sorted(scalars['contrastive_loss']) == [1, 2, 3, 4, 5, 6]
   assert 'augmented_views' in _image_tags(str(clean / 'train'))
-  summary = run_summary.summarize(str(clean))
+  summary = reports.summarize(str(clean))
   assert 'chance loss 1.946' in summary  # batch 4: ln(2 * 4 - 1)
   assert 'contrastive_accuracy' in summary and 'step     6' in summary
 
@@ -90,7 +90,7 @@ def test_tensorboard_tags_and_resume_replays_exactly(synthetic_records, tmp_path
   assert saved < 6 and not glob.glob(str(killed / 'ckpt-6.index'))
   result = _run(command)
   assert f'resuming at step {saved}' in result.stderr
-  resumed = run_summary.read_scalars(str(killed / 'train'))
+  resumed = reports.read_scalars(str(killed / 'train'))
   for step in range(saved + 1, 7):
     np.testing.assert_allclose(resumed['contrastive_loss'][step],
                                scalars['contrastive_loss'][step], rtol=1e-4)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import real_video
 from tests.conftest import REAL_VIDEOS
-from tfrecords_tools import video_decoder as vd
+from tfrecords_tools.conversion import decoder as vd
 
 RAW = vd.DecodeOptions(short_side=0)
 

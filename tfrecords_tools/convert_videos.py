@@ -43,12 +43,12 @@ import sys
 from absl import app
 from absl import flags
 
-from tfrecords_tools import conversion_job
-from tfrecords_tools import shards
-from tfrecords_tools import sources
-from tfrecords_tools import split_files
-from tfrecords_tools import video_conversion
-from tfrecords_tools import video_decoder
+from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import shards
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import split_files
+from tfrecords_tools.conversion import video_frames
+from tfrecords_tools.conversion import decoder
 
 _INPUT_CSV = flags.DEFINE_string(
     'input_csv', None,
@@ -123,40 +123,40 @@ def main(argv):
   try:
     if _SPLIT_FILES.value:
       if not _SPLIT_DIR.value or not _VIDEO_ROOT.value:
-        raise conversion_job.UsageError(
+        raise job.UsageError(
             '--split_files needs --split_dir and --video_root')
       tasks, split_labels = split_files.read_split(
           _SPLIT_FILES.value, _SPLIT_DIR.value, _VIDEO_ROOT.value,
           _SPLIT_NUMBER.value)
     else:
-      tasks = conversion_job.read_tasks(_INPUT_CSV.value, _VIDEO_ROOT.value,
+      tasks = job.read_tasks(_INPUT_CSV.value, _VIDEO_ROOT.value,
                                         _SPLIT.value)
       split_labels = None
     if not tasks:
-      raise conversion_job.UsageError('the input lists no videos')
+      raise job.UsageError('the input lists no videos')
     labels = (sources.read_label_map(_LABEL_MAP.value) if _LABEL_MAP.value
               else split_labels or sources.build_label_map(tasks))
-    options = video_conversion.ConversionOptions(
+    options = video_frames.ConversionOptions(
         fps=_FPS.value, short_side=_SHORT_SIDE.value,
         jpeg_quality=_JPEG_QUALITY.value, min_frames=_MIN_FRAMES.value,
         keep_partial=_KEEP_PARTIAL.value)
-    result = conversion_job.convert(
+    result = job.convert(
         tasks, _OUTPUT_DIR.value, labels, options, _NUM_SHARDS.value,
         runner=_RUNNER.value, workers=_WORKERS.value or os.cpu_count() or 1,
         beam_args=beam_args)
-  except (conversion_job.UsageError, sources.SourceError, OSError) as e:
+  except (job.UsageError, sources.SourceError, OSError) as e:
     print(f'convert_videos: error: {e}', file=sys.stderr)
     return 2
-  summary = video_conversion.format_summary(result['counts'], result['frames'])
+  summary = video_frames.format_summary(result['counts'], result['frames'])
   print(f'convert_videos: {summary}')
   print(f'convert_videos: manifest: '
         f'{os.path.join(_OUTPUT_DIR.value, shards.MANIFEST_FILE)}')
-  failed = [r for r in result['rows'] if r['status'] != video_decoder.OK]
+  failed = [r for r in result['rows'] if r['status'] != decoder.OK]
   for row in failed[:20]:
     print(f"  {row['status']}: {row['id']} ({row['path']}): {row['error']}")
   if len(failed) > 20:
     print(f'  ... and {len(failed) - 20} more in the manifest')
-  if result['counts'][video_decoder.OK] == 0:
+  if result['counts'][decoder.OK] == 0:
     print('convert_videos: error: no video was converted', file=sys.stderr)
     return 1
   return 0

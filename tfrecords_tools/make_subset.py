@@ -16,7 +16,7 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
-from tfrecords_tools import subsets
+from tfrecords_tools.datasets import subsets
 
 _PATTERN = flags.DEFINE_string('pattern', None, 'Glob of the full split.')
 _FRACTION = flags.DEFINE_float('fraction', 0.01, 'Share of each class, (0, 1].')

@@ -13,7 +13,7 @@ import time
 from absl import app
 from absl import flags
 
-from tfrecords_tools import synthetic
+from tfrecords_tools.datasets import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where to write.')
 _VIDEOS_PER_CLASS = flags.DEFINE_integer('videos_per_class', 40,

@@ -7,7 +7,7 @@ One task, `ClassificationTaskConfig`, covers them all; what differs is data:
                        baseline is linear evaluation with random_backbone)
 
 Launch any experiment below with
-  python -m cvrl.train --experiment=NAME --mode=train_and_eval \
+  python -m cvrl.tools.train --experiment=NAME --mode=train_and_eval \
       --model_dir=DIR --params_override=task.init_checkpoint=PRETRAIN_DIR
 (plus --config_file=experiments/....yaml where one exists). Training views:
 one 32-frame clip at stride 2, crop and flip; testing: 10 clips x 3 crops
@@ -21,7 +21,7 @@ from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.modeling import hyperparams
 
-from cvrl.configs import datasets
+from cvrl.configs import base
 from cvrl.configs import modeling
 from cvrl.configs import pretrain
 from cvrl.configs import schedule
@@ -48,9 +48,9 @@ class ClassificationModelConfig(modeling.EncoderConfig):
 
   def validate(self) -> None:
     super().validate()
-    video_data.check(self.head.num_classes >= 2, 'model.head.num_classes',
+    base.check(self.head.num_classes >= 2, 'model.head.num_classes',
                      self.head.num_classes, '>= 2')
-    video_data.check(0.0 <= self.head.dropout_rate < 1.0,
+    base.check(0.0 <= self.head.dropout_rate < 1.0,
                      'model.head.dropout_rate', self.head.dropout_rate,
                      'in [0, 1)')
 
@@ -81,59 +81,58 @@ class ClassificationTaskConfig(cfg.TaskConfig):
 
   def validate(self) -> None:
     self.model.validate()
-    video_data.check(
+    base.check(
         bool(self.init_checkpoint) != self.random_backbone,
         'task.init_checkpoint', self.init_checkpoint,
         'a pretrained checkpoint (file or folder), or task.random_backbone='
         'true for a randomly initialised encoder, not both')
-    video_data.check(self.l2_weight_decay >= 0, 'task.l2_weight_decay',
+    base.check(self.l2_weight_decay >= 0, 'task.l2_weight_decay',
                      self.l2_weight_decay, '>= 0')
-    video_data.check(0.0 <= self.label_smoothing < 1.0,
+    base.check(0.0 <= self.label_smoothing < 1.0,
                      'task.label_smoothing', self.label_smoothing, 'in [0, 1)')
-    video_data.check(self.train_data.mode == 'train', 'train_data.mode',
+    base.check(self.train_data.mode == 'train', 'train_data.mode',
                      self.train_data.mode, "'train'")
-    video_data.check(self.validation_data.mode in ('train', 'test'),
+    base.check(self.validation_data.mode in ('train', 'test'),
                      'validation_data.mode', self.validation_data.mode,
                      "'test' (multi-view) or 'train'")
     self.train_data.validate()
 
 
-def classification_experiment(
-    dataset: str, *, epochs: int, base_lr: float, batch_size: int,
-    freeze_backbone: bool, init_checkpoint: str = '',
-    random_backbone: bool = False, normalize_features: bool = True,
-    dropout_rate: float = 0.0, l2_weight_decay: float = 0.0,
-    warmup_epochs: int = 5, split: Optional[int] = None, subset: str = '',
-    train_examples: int = 0) -> cfg.ExperimentConfig:
-  """The paper's evaluation recipe on `dataset`, R3D-50, TPU, auto precision.
+def model_for(dataset: str, *, normalize_features: bool,
+              dropout_rate: float = 0.0) -> ClassificationModelConfig:
+  """R3D-50 and a linear head over the dataset's classes."""
+  return ClassificationModelConfig(head=ClassifierHeadConfig(
+      num_classes=base.dataset(dataset).num_classes,
+      normalize_features=normalize_features, dropout_rate=dropout_rate))
+
+
+def data_for(dataset: str, batch_size: int, split: Optional[int] = None,
+             subset: str = '', train_examples: int = 0) -> dict:
+  """Training clips (32 frames, crop + flip) and 10 x 3 test views.
 
   split: an official split (UCF-101 / HMDB-51); subset: a labelled subset's
-  folder suffix ('1pct'), of `train_examples` videos. Step counts come from
-  epochs when the job starts (`schedule.derive`).
+  folder suffix ('1pct'), of `train_examples` videos.
   """
-  facts = datasets.get(dataset)
-  if not train_examples:
-    train_examples = (facts.split_sizes(split)[0] if split
-                      else facts.train_examples)
-  val_examples = facts.split_sizes(split)[1] if split else facts.val_examples
-  model = ClassificationModelConfig(head=ClassifierHeadConfig(
-      num_classes=facts.num_classes,
-      normalize_features=normalize_features, dropout_rate=dropout_rate))
-  task = ClassificationTaskConfig(
-      model=model,
+  facts = base.dataset(dataset)
+  sizes = facts.split_sizes(split) if split else (facts.train_examples,
+                                                  facts.val_examples)
+  common = dict(num_frames=32, num_classes=facts.num_classes, dtype='auto')
+  return dict(
       train_data=video_data.VideoDataConfig(
-          mode='train', is_training=True, num_frames=32,
+          mode='train', is_training=True,
           input_path=facts.train_pattern(split, subset),
-          global_batch_size=batch_size, num_examples=train_examples,
-          num_classes=facts.num_classes, dtype='auto',
-          shuffle_buffer_size=1024, seed=0),
+          global_batch_size=batch_size,
+          num_examples=train_examples or sizes[0], shuffle_buffer_size=1024,
+          seed=0, **common),
       validation_data=video_data.VideoDataConfig(
           mode='test', is_training=False, repeat=False, drop_remainder=False,
-          num_frames=32, input_path=facts.eval_pattern(split),
-          global_batch_size=32, num_examples=val_examples,
-          num_classes=facts.num_classes, dtype='auto', seed=1),
-      freeze_backbone=freeze_backbone, init_checkpoint=init_checkpoint,
-      random_backbone=random_backbone, l2_weight_decay=l2_weight_decay)
+          input_path=facts.eval_pattern(split), global_batch_size=32,
+          num_examples=sizes[1], seed=1, **common))
+
+
+def experiment(task: ClassificationTaskConfig, *, epochs: int,
+               base_lr: float, warmup_epochs: int = 5) -> cfg.ExperimentConfig:
+  """TPU, auto precision, SGD + cosine; steps from epochs at job start."""
   return cfg.ExperimentConfig(
       task=task,
       runtime=cfg.RuntimeConfig(mixed_precision_dtype='auto',
@@ -150,152 +149,148 @@ def classification_experiment(
 
 
 def _pretrained(dataset: str) -> str:
-  return f'gs://YOUR_BUCKET/cvrl/pretrain_{dataset}'
+  return f'{base.BUCKET_ROOT}/cvrl/pretrain_{dataset}'
 
 
-def linear_eval(dataset: str, base_lr: float = 32.0, epochs: int = 100,
-                batch_size: int = 1024, **kwargs) -> cfg.ExperimentConfig:
+def linear_eval(dataset: str, *, base_lr: float = 32.0, epochs: int = 100,
+                batch_size: int = 1024, split: Optional[int] = None,
+                pretrained_on: str = 'k400') -> cfg.ExperimentConfig:
   """Frozen backbone, l2-normalised feature, one linear layer, no decay."""
-  kwargs.setdefault('init_checkpoint', _pretrained('k400'))
-  return classification_experiment(
-      dataset, epochs=epochs, base_lr=base_lr, batch_size=batch_size,
-      freeze_backbone=True, **kwargs)
+  task = ClassificationTaskConfig(
+      model=model_for(dataset, normalize_features=True),
+      freeze_backbone=True, init_checkpoint=_pretrained(pretrained_on),
+      **data_for(dataset, batch_size, split))
+  return experiment(task, epochs=epochs, base_lr=base_lr)
 
 
-def fine_tune(dataset: str, base_lr: float, epochs: int, batch_size: int,
-              **kwargs) -> cfg.ExperimentConfig:
-  """All layers trained from the pretrained backbone."""
-  kwargs.setdefault('init_checkpoint', _pretrained('k400'))
-  return classification_experiment(
-      dataset, epochs=epochs, base_lr=base_lr, batch_size=batch_size,
-      freeze_backbone=False, normalize_features=False,
-      l2_weight_decay=1e-6, **kwargs)
+def fine_tune(dataset: str, *, base_lr: float, epochs: int, batch_size: int,
+              warmup_epochs: int = 5, split: Optional[int] = None,
+              subset: str = '', train_examples: int = 0
+              ) -> cfg.ExperimentConfig:
+  """All layers trained from the pretrained backbone, weight decay 1e-6."""
+  task = ClassificationTaskConfig(
+      model=model_for(dataset, normalize_features=False),
+      freeze_backbone=False, init_checkpoint=_pretrained('k400'),
+      l2_weight_decay=1e-6,
+      **data_for(dataset, batch_size, split, subset, train_examples))
+  return experiment(task, epochs=epochs, base_lr=base_lr,
+                    warmup_epochs=warmup_epochs)
+
+
+def supervised(dataset: str) -> cfg.ExperimentConfig:
+  """Supervised upper bound: from scratch, no normalisation, dropout 0.5."""
+  task = ClassificationTaskConfig(
+      model=model_for(dataset, normalize_features=False, dropout_rate=0.5),
+      freeze_backbone=False, random_backbone=True, l2_weight_decay=1e-6,
+      **data_for(dataset, 1024))
+  return experiment(task, epochs=200, base_lr=0.8)
 
 
 @exp_factory.register_config_factory('cvrl_linear_eval_k400')
 def cvrl_linear_eval_k400() -> cfg.ExperimentConfig:
-  """Paper Table 2 (66.1% top-1 for R3D-50 pretrained 800 epochs on K400)."""
+  """Paper Table 2 (66.1% top-1 for R3D-50 pretrained 800 epochs on K400).
+
+  python -m cvrl.tools.train --experiment=cvrl_linear_eval_k400 --mode=train_and_eval \\
+      --config_file=experiments/linear_eval_k400.yaml --model_dir=DIR --tpu=TPU
+  """
   return linear_eval('k400')
 
 
 @exp_factory.register_config_factory('cvrl_linear_eval_k600')
 def cvrl_linear_eval_k600() -> cfg.ExperimentConfig:
-  """Paper Table 2, K600 rows (pretrained on K600)."""
-  return linear_eval('k600', init_checkpoint=_pretrained('k600'))
+  """Paper Table 2, K600 rows (pretrained on K600).
+
+  python -m cvrl.tools.train --experiment=cvrl_linear_eval_k600 --mode=train_and_eval \\
+      --config_file=experiments/linear_eval_k600.yaml --model_dir=DIR --tpu=TPU
+  """
+  return linear_eval('k600', pretrained_on='k600')
 
 
 @exp_factory.register_config_factory('cvrl_semi_supervised_k400_1pct')
 def cvrl_semi_supervised_k400_1pct() -> cfg.ExperimentConfig:
-  """Paper Table 3, 1% of K400 labels (tfrecords_tools.make_subset --fraction=0.01)."""
+  """Paper Table 3, 1% of K400 labels (tfrecords_tools.make_subset --fraction=0.01).
+
+  python -m cvrl.tools.train --experiment=cvrl_semi_supervised_k400_1pct --mode=train_and_eval \\
+      --config_file=experiments/semi_supervised_k400_1pct.yaml --model_dir=DIR --tpu=TPU
+  """
   return fine_tune(
       'k400', base_lr=0.2, epochs=100, batch_size=1024, warmup_epochs=0,
       subset='1pct',
-      train_examples=round(0.01 * datasets.get('k400').train_examples))
+      train_examples=round(0.01 * base.dataset('k400').train_examples))
 
 
 @exp_factory.register_config_factory('cvrl_semi_supervised_k400_10pct')
 def cvrl_semi_supervised_k400_10pct() -> cfg.ExperimentConfig:
-  """Paper Table 3, 10% of K400 labels (make_subset --fraction=0.1)."""
+  """Paper Table 3, 10% of K400 labels (make_subset --fraction=0.1).
+
+  python -m cvrl.tools.train --experiment=cvrl_semi_supervised_k400_10pct --mode=train_and_eval \\
+      --config_file=experiments/semi_supervised_k400_10pct.yaml --model_dir=DIR --tpu=TPU
+  """
   return fine_tune(
       'k400', base_lr=0.2, epochs=50, batch_size=1024, warmup_epochs=0,
       subset='10pct',
-      train_examples=round(0.1 * datasets.get('k400').train_examples))
+      train_examples=round(0.1 * base.dataset('k400').train_examples))
 
 
 @exp_factory.register_config_factory('cvrl_ucf101_finetune')
 def cvrl_ucf101_finetune() -> cfg.ExperimentConfig:
-  """Paper Table 4; split 1 (experiments/ucf101_split{2,3}.yaml for others)."""
+  """Paper Table 4; split 1 (experiments/ucf101_split{2,3}.yaml for others).
+
+  python -m cvrl.tools.train --experiment=cvrl_ucf101_finetune --mode=train_and_eval \\
+      --config_file=experiments/ucf101_split1.yaml --model_dir=DIR --tpu=TPU
+  """
   return fine_tune('ucf101', base_lr=0.16, epochs=50, batch_size=128,
                    split=1)
 
 
 @exp_factory.register_config_factory('cvrl_ucf101_linear_eval')
 def cvrl_ucf101_linear_eval() -> cfg.ExperimentConfig:
+  """Launch:
+
+  python -m cvrl.tools.train --experiment=cvrl_ucf101_linear_eval --mode=train_and_eval \\
+      --config_file=experiments/ucf101_split1.yaml --model_dir=DIR --tpu=TPU
+  """
   return linear_eval('ucf101', base_lr=0.8, epochs=50, batch_size=128,
                      split=1)
 
 
 @exp_factory.register_config_factory('cvrl_hmdb51_finetune')
 def cvrl_hmdb51_finetune() -> cfg.ExperimentConfig:
-  """Paper Table 4; split 1 (experiments/hmdb51_split{2,3}.yaml for others)."""
+  """Paper Table 4; split 1 (experiments/hmdb51_split{2,3}.yaml for others).
+
+  python -m cvrl.tools.train --experiment=cvrl_hmdb51_finetune --mode=train_and_eval \\
+      --config_file=experiments/hmdb51_split1.yaml --model_dir=DIR --tpu=TPU
+  """
   return fine_tune('hmdb51', base_lr=0.16, epochs=50, batch_size=128,
                    split=1)
 
 
 @exp_factory.register_config_factory('cvrl_hmdb51_linear_eval')
 def cvrl_hmdb51_linear_eval() -> cfg.ExperimentConfig:
+  """Launch:
+
+  python -m cvrl.tools.train --experiment=cvrl_hmdb51_linear_eval --mode=train_and_eval \\
+      --config_file=experiments/hmdb51_split1.yaml --model_dir=DIR --tpu=TPU
+  """
   return linear_eval('hmdb51', base_lr=0.2, epochs=50, batch_size=128,
                      split=1)
 
 
-def supervised(dataset: str) -> cfg.ExperimentConfig:
-  """Supervised upper bound: from scratch, no normalisation, dropout 0.5."""
-  return classification_experiment(
-      dataset, epochs=200, base_lr=0.8, batch_size=1024,
-      freeze_backbone=False, random_backbone=True, normalize_features=False,
-      dropout_rate=0.5, l2_weight_decay=1e-6)
-
-
 @exp_factory.register_config_factory('cvrl_supervised_k400')
 def cvrl_supervised_k400() -> cfg.ExperimentConfig:
+  """Launch:
+
+  python -m cvrl.tools.train --experiment=cvrl_supervised_k400 --mode=train_and_eval \\
+      --config_file=experiments/supervised_k400.yaml --model_dir=DIR --tpu=TPU
+  """
   return supervised('k400')
 
 
 @exp_factory.register_config_factory('cvrl_supervised_k600')
 def cvrl_supervised_k600() -> cfg.ExperimentConfig:
-  return supervised('k600')
+  """Launch:
 
-
-@exp_factory.register_config_factory('cvrl_linear_eval_demo')
-def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
-  """Linear evaluation of the demo's pretrained R3D-14 on the synthetic set.
-
-  python -m cvrl.train --experiment=cvrl_linear_eval_demo \
-      --mode=train_and_eval --model_dir=demo_output/linear_cvrl \
-      --params_override=task.init_checkpoint=demo_output/pretrain
-  (task.init_checkpoint='',task.random_backbone=true: the random encoder).
+  python -m cvrl.tools.train --experiment=cvrl_supervised_k600 --mode=train_and_eval \\
+      --config_file=experiments/supervised_k600.yaml --model_dir=DIR --tpu=TPU
   """
-  demo = pretrain.cvrl_pretrain_demo()
-  data = demo.task.train_data
-  batch, examples = 16, data.num_examples
-  model = ClassificationModelConfig(
-      backbone=demo.task.model.backbone,
-      norm_activation=demo.task.model.norm_activation,
-      # The small encoder's features on 32-pixel clips are nearly collinear
-      # (mean cosine 0.997), so an l2-normalised feature leaves ~1e-3 of
-      # signal for SGD to find: the demo probes batch-normalised features
-      # (still a linear classifier, MAE's probe) instead.
-      head=ClassifierHeadConfig(num_classes=8, normalize_features=False,
-                                batch_norm_features=True))
-  # Whole frames, no flip: at 32 pixels a crop loses the moving object, and
-  # a flip swaps the left/right and cw/ccw classes.
-  common_data = dict(num_frames=data.num_frames,
-                     frame_stride=data.frame_stride,
-                     crop_size=data.crop_size, num_classes=8,
-                     cycle_length=4,
-                     train_view=video_data.crop_and_flip_only(
-                         area_range=(1.0, 1.0)).replace(
-                             flip_prob=0.0, crop_aspect_range=(1.0, 1.0)))
-  task = ClassificationTaskConfig(
-      model=model,
-      train_data=video_data.VideoDataConfig(
-          mode='train', is_training=True, num_examples=examples,
-          global_batch_size=batch, shuffle_buffer_size=64, seed=0,
-          input_path='demo_output/tfrecords/train/train-*.tfrecord',
-          **common_data),
-      validation_data=video_data.VideoDataConfig(
-          mode='test', is_training=False, repeat=False, drop_remainder=False,
-          global_batch_size=16, num_test_clips=4, num_test_crops=1,
-          test_short_side=data.crop_size, seed=1,
-          input_path='demo_output/tfrecords/val/val-*.tfrecord',
-          **common_data),
-      init_checkpoint='demo_output/pretrain')
-  return cfg.ExperimentConfig(
-      task=task,
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0),
-      trainer=schedule.TrainerConfig(
-          epochs=30, checkpoint_epochs=30, validation_epochs=30,
-          steps_per_loop=225, summary_interval=225, validation_steps=-1,
-          optimizer_config=pretrain.sgd_cosine(0.003), max_to_keep=1),
-      restrictions=['task.train_data.is_training != None'])
+  return supervised('k600')

@@ -1,6 +1,6 @@
 """What an experiment config still needs when a job starts, in one place.
 
-Every entry point (`cvrl.train`, `cvrl.export_features`, the benchmarks)
+Every entry point (`cvrl.tools.train`, `cvrl.tools.export_features`, the benchmarks)
 parses its experiment the same way, then calls `prepare` right before the
 config is locked:
 
@@ -20,10 +20,17 @@ from absl import logging
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
+from official.core import train_utils
 from official.modeling import hyperparams
 
 from cvrl.configs import precision
 from cvrl.configs import schedule
+
+
+def parse_flags(flags_obj) -> cfg.ExperimentConfig:
+  """The experiment named by Model Garden's flags (official.common.flags),
+  with --config_file and --params_override applied strictly, unlocked."""
+  return train_utils.parse_configuration(flags_obj, lock_return=False)
 
 
 def parse_experiment(experiment: str,

@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 from official.modeling import hyperparams
 from official.vision.configs import common
 
+from cvrl.configs import base
 from cvrl.configs import video_data
 
 # Bottleneck blocks per stage (res2..res5) for each depth; depth 14 is the
@@ -36,11 +37,11 @@ class R3DConfig(hyperparams.Config):
   zero_init_residual: bool = True
 
   def validate(self, prefix: str = 'model.backbone.cvrl_r3d') -> None:
-    video_data.check(self.depth in BLOCK_COUNTS, f'{prefix}.depth', self.depth,
+    base.check(self.depth in BLOCK_COUNTS, f'{prefix}.depth', self.depth,
                      f'one of {sorted(BLOCK_COUNTS)}')
-    video_data.check(self.width_multiplier > 0, f'{prefix}.width_multiplier',
+    base.check(self.width_multiplier > 0, f'{prefix}.width_multiplier',
                      self.width_multiplier, '> 0')
-    video_data.check(len(self.stage_temporal_kernels) == 4,
+    base.check(len(self.stage_temporal_kernels) == 4,
                      f'{prefix}.stage_temporal_kernels',
                      self.stage_temporal_kernels, '4 values (res2..res5)')
 
@@ -63,10 +64,10 @@ class ProjectionHeadConfig(hyperparams.Config):
   output_dim: int = 128
 
   def validate(self, prefix: str = 'model.projection_head') -> None:
-    video_data.check(0 <= self.num_hidden_layers <= 3,
+    base.check(0 <= self.num_hidden_layers <= 3,
                      f'{prefix}.num_hidden_layers', self.num_hidden_layers,
                      'in [0, 3]')
-    video_data.check(self.output_dim >= 1, f'{prefix}.output_dim',
+    base.check(self.output_dim >= 1, f'{prefix}.output_dim',
                      self.output_dim, '>= 1')
 
 
@@ -81,7 +82,7 @@ class EncoderConfig(hyperparams.Config):
           norm_epsilon=1e-5))
 
   def validate(self) -> None:
-    video_data.check(self.backbone.type == 'cvrl_r3d', 'model.backbone.type',
+    base.check(self.backbone.type == 'cvrl_r3d', 'model.backbone.type',
                      self.backbone.type, "'cvrl_r3d'")
     self.backbone.cvrl_r3d.validate()
 

@@ -1,7 +1,7 @@
 """CVRL pretraining: task config and the registered experiments.
 
 Each experiment is a small function returning a typed config; launch it with
-`python -m cvrl.train --experiment=NAME --mode=train_and_eval
+`python -m cvrl.tools.train --experiment=NAME --mode=train_and_eval
 --model_dir=DIR [--config_file=YAML] [--params_override=...] [--tpu=...]`.
 Strict overrides: a misspelt key fails; `validate()` names an out-of-range
 value's field.
@@ -15,7 +15,7 @@ from official.modeling import hyperparams
 from official.modeling import optimization
 
 from cvrl import losses
-from cvrl.configs import datasets
+from cvrl.configs import base
 from cvrl.configs import modeling
 from cvrl.configs import schedule
 from cvrl.configs import video_data
@@ -74,20 +74,20 @@ class PretrainTaskConfig(cfg.TaskConfig):
 
   def validate(self) -> None:
     self.model.validate()
-    video_data.check(self.losses.temperature > 0, 'losses.temperature',
+    base.check(self.losses.temperature > 0, 'losses.temperature',
                      self.losses.temperature, '> 0')
-    video_data.check(self.losses.reduction in losses.REDUCTIONS,
+    base.check(self.losses.reduction in losses.REDUCTIONS,
                      'losses.reduction', self.losses.reduction,
                      f'one of {losses.REDUCTIONS}')
-    video_data.check(self.losses.l2_weight_decay >= 0,
+    base.check(self.losses.l2_weight_decay >= 0,
                      'losses.l2_weight_decay', self.losses.l2_weight_decay,
                      '>= 0')
-    video_data.check(self.knn_monitor.k >= 0, 'knn_monitor.k',
+    base.check(self.knn_monitor.k >= 0, 'knn_monitor.k',
                      self.knn_monitor.k, '>= 0')
-    video_data.check(self.knn_monitor.temperature > 0,
+    base.check(self.knn_monitor.temperature > 0,
                      'knn_monitor.temperature', self.knn_monitor.temperature,
                      '> 0')
-    video_data.check(self.train_data.mode == 'pretrain', 'train_data.mode',
+    base.check(self.train_data.mode == 'pretrain', 'train_data.mode',
                      self.train_data.mode, "'pretrain'")
     self.train_data.validate()
 
@@ -112,11 +112,11 @@ def kinetics_pretrain(dataset: str, epochs: int) -> cfg.ExperimentConfig:
   Convert Kinetics at the paper's 25 fps (the gap t is counted in frames):
     python -m tfrecords_tools.convert_videos --fps=25 ...
   Smoke test on 2 CPU cores first (< 2 minutes, your own records):
-    python -m cvrl.train --experiment=cvrl_pretrain_k400 --mode=train_and_eval \
+    python -m cvrl.tools.train --experiment=cvrl_pretrain_k400 --mode=train_and_eval \
         --model_dir=/tmp/smoke --config_file=experiments/runlocal.yaml \
         --params_override=task.train_data.input_path=...,task.validation_data.input_path=...
   """
-  facts = datasets.get(dataset)
+  facts = base.dataset(dataset)
   task = PretrainTaskConfig(
       train_data=video_data.VideoDataConfig(
           mode='pretrain', is_training=True,
@@ -141,78 +141,39 @@ def kinetics_pretrain(dataset: str, epochs: int) -> cfg.ExperimentConfig:
 
 @exp_factory.register_config_factory('cvrl_pretrain_k400')
 def cvrl_pretrain_k400() -> cfg.ExperimentConfig:
-  """800 epochs on K400 (paper Table 2: 66.1% linear eval)."""
+  """800 epochs on K400 (paper Table 2: 66.1% linear eval).
+
+  python -m cvrl.tools.train --experiment=cvrl_pretrain_k400 --mode=train_and_eval \\
+      --config_file=experiments/pretrain_k400_r3d50_800ep.yaml --model_dir=DIR --tpu=TPU
+  """
   return kinetics_pretrain('k400', 800)
 
 
 @exp_factory.register_config_factory('cvrl_pretrain_k600')
 def cvrl_pretrain_k600() -> cfg.ExperimentConfig:
-  """800 epochs on K600 (paper Table 3)."""
+  """800 epochs on K600 (paper Table 3).
+
+  python -m cvrl.tools.train --experiment=cvrl_pretrain_k600 --mode=train_and_eval \\
+      --config_file=experiments/pretrain_k600_r3d50_800ep.yaml --model_dir=DIR --tpu=TPU
+  """
   return kinetics_pretrain('k600', 800)
 
 
 @exp_factory.register_config_factory('cvrl_pretrain_k400_200ep')
 def cvrl_pretrain_k400_200ep() -> cfg.ExperimentConfig:
-  """200 epochs on K400, the paper's ablation length (Figure 3, Table 9)."""
+  """200 epochs on K400, the paper's ablation length (Figure 3, Table 9).
+
+  python -m cvrl.tools.train --experiment=cvrl_pretrain_k400_200ep --mode=train_and_eval \\
+      --config_file=experiments/pretrain_k400_r3d50_200ep.yaml --model_dir=DIR --tpu=TPU
+  """
   return kinetics_pretrain('k400', 200)
 
 
 @exp_factory.register_config_factory('cvrl_pretrain_k600_200ep')
 def cvrl_pretrain_k600_200ep() -> cfg.ExperimentConfig:
-  return kinetics_pretrain('k600', 200)
+  """Launch:
 
-
-@exp_factory.register_config_factory('cvrl_pretrain_demo')
-def cvrl_pretrain_demo() -> cfg.ExperimentConfig:
-  """Small CPU run on the synthetic dataset of `make_synthetic`.
-
-  python -m cvrl.train --experiment=cvrl_pretrain_demo --mode=train_and_eval \
-      --model_dir=demo_output/pretrain
-
-  The paper's method at toy scale: R3D-14 at width 0.25, 16 x 32 x 32 clips.
-  At 32 pixels the colour jitter is SimCLR's small-image setting (strength
-  0.5: 0.4/0.4/0.4/0.1) and blur is off (its kernel would be 3 pixels), as
-  SimCLR does for CIFAR; at paper strength the loss stays at chance for the
-  first 400 steps on this data.
+  python -m cvrl.tools.train --experiment=cvrl_pretrain_k600_200ep --mode=train_and_eval \\
+      --config_file=experiments/pretrain_k600_r3d50_200ep.yaml --model_dir=DIR --tpu=TPU
   """
-  batch, examples = 16, 240
-  model = modeling.CVRLModelConfig()
-  model.backbone.cvrl_r3d.depth = 14
-  model.backbone.cvrl_r3d.width_multiplier = 0.25
-  model.norm_activation.use_sync_bn = False
-  model.projection_head.hidden_dim = 256
-  # 16 x 32 x 32 clips: 2x faster than 8 x 48 x 48 per example on CPU
-  # and keeps the whole motion (tf_keras Conv3D is slow at 8 x 32 x 32).
-  data = dict(num_frames=16, frame_stride=2, crop_size=32,
-              global_batch_size=batch, shuffle_buffer_size=64,
-              cycle_length=4)
-  # No flips: the synthetic classes include left/right and clockwise/
-  # anticlockwise motions, which a horizontal flip swaps (a flipped view
-  # would teach the encoder to ignore the direction of motion).
-  small_image_view = dict(brightness=0.4, contrast=0.4, saturation=0.4,
-                          hue=0.1, blur_prob=0.0, flip_prob=0.0)
-  spatial = video_data.SpatialAugmentationConfig(
-      view_1=video_data.ViewAugmentationConfig(**small_image_view),
-      view_2=video_data.ViewAugmentationConfig(**small_image_view))
-  task = PretrainTaskConfig(
-      model=model,
-      # The demo's lr 0.3 was tuned with the mean over anchors.
-      losses=ContrastiveLossConfig(reduction='mean'),
-      train_data=video_data.VideoDataConfig(
-          mode='pretrain', is_training=True, num_examples=examples,
-          input_path='demo_output/tfrecords/train/train-*.tfrecord', seed=0,
-          spatial=spatial, **data),
-      validation_data=video_data.VideoDataConfig(
-          mode='pretrain', is_training=False, repeat=False,
-          input_path='demo_output/tfrecords/val/val-*.tfrecord', seed=1,
-          spatial=spatial, **data))
-  return cfg.ExperimentConfig(
-      task=task,
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0),
-      trainer=schedule.TrainerConfig(
-          epochs=30, warmup_epochs=2, steps_per_loop=15, summary_interval=15,
-          checkpoint_interval=75, validation_interval=75,
-          validation_steps=-1, optimizer_config=sgd_cosine(0.3),
-          max_to_keep=2),
-      restrictions=['task.train_data.is_training != None'])
+  return kinetics_pretrain('k600', 200)

@@ -26,7 +26,7 @@ from typing import Dict
 
 from official.core import config_definitions as cfg
 
-from cvrl.configs import video_data
+from cvrl.configs import base
 
 # Learning-rate schedules whose length `derive` can set.
 _SIZED_SCHEDULES = ('cosine', 'constant')
@@ -61,14 +61,14 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
   trainer = params.trainer
   epochs = getattr(trainer, 'epochs', 0.0)
   if not epochs and not trainer.train_steps:
-    raise video_data.ConfigError(
+    raise base.ConfigError(
         'trainer.epochs=0 and trainer.train_steps=0: expected a training '
         'length (epochs, or steps)')
   if not epochs:
     return {}
-  video_data.check(epochs > 0, 'trainer.epochs', epochs, '>= 0')
+  base.check(epochs > 0, 'trainer.epochs', epochs, '>= 0')
   data = params.task.train_data
-  video_data.check(
+  base.check(
       data.num_examples > 0, 'task.train_data.num_examples',
       data.num_examples,
       'the number of training videos (> 0): the schedule is derived from '
@@ -77,7 +77,7 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
   explicit_steps = trainer.train_steps > 0
   total = (trainer.train_steps if explicit_steps
            else max(1, int(round(epochs * steps_per_epoch))))
-  video_data.check(trainer.warmup_epochs >= 0, 'trainer.warmup_epochs',
+  base.check(trainer.warmup_epochs >= 0, 'trainer.warmup_epochs',
                    trainer.warmup_epochs, '>= 0')
   warmup = min(int(round(trainer.warmup_epochs * steps_per_epoch)),
                total - 1)
@@ -113,7 +113,7 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
 def _size_learning_rate(optimization, total: int, warmup: int) -> None:
   """Linear warmup over `warmup` steps, then the decay ends at `total`."""
   lr = optimization.learning_rate
-  video_data.check(
+  base.check(
       lr.type in _SIZED_SCHEDULES,
       'trainer.optimizer_config.learning_rate.type', lr.type,
       f'one of {_SIZED_SCHEDULES} (the schedules derived from epochs)')

@@ -18,6 +18,8 @@ from typing import Tuple
 from official.core import config_definitions as cfg
 from official.modeling import hyperparams
 
+from cvrl.configs.base import check
+
 GAP_SHAPES = ('decreasing', 'uniform', 'increasing')
 SHORT_VIDEO_POLICIES = ('loop', 'pad')
 MODES = ('pretrain', 'train', 'test')
@@ -25,16 +27,6 @@ OUTPUT_LAYOUTS = ('stacked', 'dict')
 # 'auto' follows the job's precision (cvrl.configs.precision); a pipeline
 # built outside a job reads it as float32.
 DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
-
-
-class ConfigError(ValueError):
-  """A config value out of its range; the message names the field."""
-
-
-def check(condition: bool, field: str, value, expected: str) -> None:
-  """Raises ConfigError naming `field` unless `condition` holds."""
-  if not condition:
-    raise ConfigError(f'{field}={value!r}: expected {expected}')
 
 
 def _check_range(field: str, pair, low: float, high: float) -> None:

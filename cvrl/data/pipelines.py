@@ -1,8 +1,11 @@
 """tf.data input pipelines: pretraining (two views), training and testing.
 
-Phases (DMVR style): source (by epoch, shuffled) -> enumerate -> per-example
-[sample frame indices -> gather the encoded frames -> decode the crop window
--> augment] -> batch -> arrange views -> cast.
+Phases (DMVR style): source (by epoch, shuffled; `video_sources`) ->
+enumerate -> per example [sample the clip starts (`temporal_sampling`) ->
+gather the encoded frames -> decode the crop window and augment
+(`spatial_augment`, Algorithm 1) or make the test views (`eval_views`)] ->
+batch -> arrange views -> cast. The pretraining steps are named and swappable
+(`PretrainSteps`): a Table 9 ablation is a different step, not a flag.
 
 Randomness is stateless and keyed by (config.seed, input pipeline id,
 position of the example in this pipeline's stream, view). The same seed gives
@@ -18,12 +21,14 @@ a restart jumps to its epoch and reads at most that epoch's earlier records.
   # test:     {'image': [B, clips * crops, T, S', S', 3], 'label': [B]}
 """
 
-from typing import Dict, Optional
+import dataclasses
+from typing import Dict, Optional, Protocol, Tuple
 
 import tensorflow as tf
 
 from cvrl.configs import video_data
-from cvrl.data import clip_augment
+from cvrl.data import eval_views
+from cvrl.data import spatial_augment
 from cvrl.data import temporal_sampling as ts
 from cvrl.data import video_sources
 
@@ -38,27 +43,78 @@ def example_seed(seed: int, pipeline_id: int, position) -> tf.Tensor:
       base, tf.cast(position, tf.int64))
 
 
-def _augment_static(encoded, seed, view, config, **kwargs) -> tf.Tensor:
-  """augment_clip with the static output shape TPUs need."""
-  clip = clip_augment.augment_clip(
-      encoded, seed, view, config.crop_size,
-      cropped_decode_max_area=config.cropped_decode_max_area,
-      use_xla=config.xla_augment, **kwargs)
+class ClipStarts(Protocol):
+  def __call__(self, seed, video_length, config: video_data.VideoDataConfig
+               ) -> Tuple[tf.Tensor, tf.Tensor]: ...
+
+
+class View(Protocol):
+  def __call__(self, encoded, seed, view: video_data.ViewAugmentationConfig,
+               crop_size: int, cropped_decode_max_area: float,
+               use_xla: bool) -> tf.Tensor: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSteps:
+  """The named, swappable steps of a pretraining example (DMVR style).
+
+  clip_starts: where the two clips start (paper 3.3; ablation: one start).
+  view: one clip's spatial augmentation (Algorithm 1; ablations: per frame,
+  centre crop). A variant passes its own steps to `pretrain_views`.
+  """
+  clip_starts: ClipStarts
+  view: View
+
+
+def _gap_starts(seed, length, config):
+  start_1, start_2, _ = ts.two_clip_starts(
+      seed, length, config.num_frames, config.frame_stride,
+      shape=config.temporal.gap_shape, power=config.temporal.gap_power)
+  return start_1, start_2
+
+
+def _same_starts(seed, length, config):
+  start, _, _ = ts.same_starts(seed, length, config.num_frames,
+                               config.frame_stride)
+  return start, start
+
+
+def pretrain_steps(config: video_data.VideoDataConfig) -> PretrainSteps:
+  """The steps of the configured recipe: each Table 9 ablation swaps one."""
+  spatial = config.spatial
+  if not spatial.enabled:
+    view = spatial_augment.centre_crop_view
+  elif not spatial.temporally_consistent:
+    view = spatial_augment.per_frame_view
+  else:
+    view = spatial_augment.consistent_view
+  starts = _gap_starts if config.temporal.enabled else _same_starts
+  return PretrainSteps(clip_starts=starts, view=view)
+
+
+def _static_view(view_step: View, encoded, seed, view, config) -> tf.Tensor:
+  """A view step with the static output shape TPUs need."""
+  clip = view_step(encoded, seed, view, config.crop_size,
+                   config.cropped_decode_max_area, config.xla_augment)
   return tf.ensure_shape(
       clip, [config.num_frames, config.crop_size, config.crop_size, 3])
 
 
 def pretrain_views(example: Dict[str, tf.Tensor], seed,
-                   config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
-  """Two augmented clips of one video: {'image': [2, T, S, S, 3], ...}."""
+                   config: video_data.VideoDataConfig,
+                   steps: Optional[PretrainSteps] = None
+                   ) -> Dict[str, tf.Tensor]:
+  """Two augmented clips of one video: {'image': [2, T, S, S, 3], ...}.
+
+  Phases: sample the two starts -> gather their frames -> decode and augment
+  each (`steps`, default the configured recipe's).
+  """
+  steps = steps or pretrain_steps(config)
   time_seed, order_seed, seed_1, seed_2 = tf.unstack(
       tf.random.experimental.stateless_split(seed, 4))
   frames = example['frames']
   length = tf.shape(frames)[0]
-  start_1, start_2, _ = ts.two_clip_starts(
-      time_seed, length, config.num_frames, config.frame_stride,
-      enabled=config.temporal.enabled, shape=config.temporal.gap_shape,
-      power=config.temporal.gap_power)
+  start_1, start_2 = steps.clip_starts(time_seed, length, config)
   if config.temporal.random_view_order:
     start_1, start_2 = ts.random_order(order_seed, start_1, start_2)
   spatial = config.spatial
@@ -67,10 +123,8 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
                                  (start_2, seed_2, spatial.view_2)):
     indices = ts.clip_indices(start, length, config.num_frames,
                               config.frame_stride, config.temporal.short_video)
-    views.append(_augment_static(
-        tf.gather(frames, indices), view_seed, view, config,
-        spatial_enabled=spatial.enabled,
-        temporally_consistent=spatial.temporally_consistent))
+    views.append(_static_view(steps.view, tf.gather(frames, indices),
+                              view_seed, view, config))
   return {'image': tf.stack(views), 'label': example['label']}
 
 
@@ -85,37 +139,10 @@ def train_clip(example: Dict[str, tf.Tensor], seed,
                           config.frame_stride)
   indices = ts.clip_indices(start, length, config.num_frames,
                             config.frame_stride, config.temporal.short_video)
-  image = _augment_static(tf.gather(frames, indices), view_seed,
-                          config.train_view, config)
+  image = _static_view(spatial_augment.consistent_view,
+                       tf.gather(frames, indices), view_seed,
+                       config.train_view, config)
   return {'image': image, 'label': example['label']}
-
-
-def test_views(example: Dict[str, tf.Tensor], seed,
-               config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
-  """clips x crops views of one video, kept together.
-
-  Returns {'image': [clips * crops, T, S', S', 3]} ordered clip-major (all
-  crops of clip 0, then clip 1, ...), S' = test_short_side.
-  """
-  del seed  # deterministic
-  frames = example['frames']
-  length = tf.shape(frames)[0]
-  starts = ts.evenly_spaced_starts(length, config.num_test_clips,
-                                   config.num_frames, config.frame_stride)
-  side = config.test_short_side
-  views = []
-  for c in range(config.num_test_clips):
-    indices = ts.clip_indices(starts[c], length, config.num_frames,
-                              config.frame_stride, config.temporal.short_video)
-    images = clip_augment.decode_frames(tf.gather(frames, indices))
-    images = clip_augment.resize_short_side(images, side) / 255.0
-    views.append(clip_augment.three_crops(images, side,
-                                          config.num_test_crops))
-  image = tf.concat(views, axis=0)
-  image = tf.ensure_shape(image, [
-      config.num_test_clips * config.num_test_crops, config.num_frames, side,
-      side, 3])
-  return {'image': tf.clip_by_value(image, 0.0, 1.0), 'label': example['label']}
 
 
 def checked_label(example: Dict[str, tf.Tensor],
@@ -138,7 +165,7 @@ def checked_label(example: Dict[str, tf.Tensor],
 _PROCESSORS = {
     'pretrain': pretrain_views,
     'train': train_clip,
-    'test': test_views,
+    'test': eval_views.test_views,
 }
 
 

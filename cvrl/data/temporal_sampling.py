@@ -53,17 +53,21 @@ def uniform_int(seed, upper_inclusive) -> tf.Tensor:
       [], seed=seed, minval=0, maxval=upper_inclusive + 1, dtype=tf.int32)
 
 
+def _starts_seeds(seed):
+  """(gap, start, second-start) seeds of a pair, shared by both samplers so
+  that the ablation draws its start exactly as the paper's sampler does."""
+  return tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+
+
 def two_clip_starts(seed, video_length, num_frames: int, stride: int,
-                    enabled: bool = True, shape: str = 'decreasing',
-                    power: float = 1.0):
-  """Start frames of the two clips of a positive pair.
+                    shape: str = 'decreasing', power: float = 1.0):
+  """Start frames of the two clips of a positive pair (paper section 3.3).
 
   Args:
     seed: stateless seed, shape [2].
     video_length: frames in the video, scalar int.
     num_frames: frames per clip.
     stride: temporal stride within a clip.
-    enabled: False gives both clips the same start (Table 9 ablation).
     shape: gap distribution, see `gap_weights`.
     power: exponent p of the distribution.
 
@@ -75,21 +79,28 @@ def two_clip_starts(seed, video_length, num_frames: int, stride: int,
   """
   video_length = tf.cast(video_length, tf.int32)
   max_gap = tf.maximum(video_length - clip_span(num_frames, stride), 0)
-  gap_seed, start_seed, short_seed = tf.unstack(
-      tf.random.experimental.stateless_split(seed, 3))
-  if enabled:
-    gap = sample_gap(gap_seed, max_gap, shape, power)
-  else:
-    gap = tf.constant(0, tf.int32)
+  gap_seed, start_seed, short_seed = _starts_seeds(seed)
+  gap = sample_gap(gap_seed, max_gap, shape, power)
   start_1 = uniform_int(start_seed, max_gap - gap)
   start_2 = start_1 + gap
   short = video_length < clip_span(num_frames, stride)
   last_frame = tf.maximum(video_length - 1, 0)
-  short_1 = uniform_int(start_seed, last_frame)
-  short_2 = uniform_int(short_seed, last_frame) if enabled else short_1
-  start_1 = tf.where(short, short_1, start_1)
-  start_2 = tf.where(short, short_2, start_2)
+  start_1 = tf.where(short, uniform_int(start_seed, last_frame), start_1)
+  start_2 = tf.where(short, uniform_int(short_seed, last_frame), start_2)
   return start_1, start_2, start_2 - start_1
+
+
+def same_starts(seed, video_length, num_frames: int, stride: int):
+  """Table 9 ablation (no temporal augmentation): both clips start at one
+  uniformly drawn frame. Returns (start, start, 0)."""
+  video_length = tf.cast(video_length, tf.int32)
+  max_gap = tf.maximum(video_length - clip_span(num_frames, stride), 0)
+  _, start_seed, _ = _starts_seeds(seed)
+  short = video_length < clip_span(num_frames, stride)
+  start = tf.where(short,
+                   uniform_int(start_seed, tf.maximum(video_length - 1, 0)),
+                   uniform_int(start_seed, max_gap))
+  return start, start, tf.constant(0, tf.int32)
 
 
 def random_order(seed, first, second):

@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence, Union
 
 import tensorflow as tf
 
-from cvrl.data import clip_augment
+from cvrl.data import decoding
 from cvrl.data import features
 
 
@@ -58,7 +58,7 @@ def parse_record(serialized: tf.Tensor) -> dict:
           features.IMAGE_KEY: tf.io.FixedLenSequenceFeature([], tf.string),
       })
   return {
-      'frames': clip_augment.check_frames(sequence[features.IMAGE_KEY]),
+      'frames': decoding.check_frames(sequence[features.IMAGE_KEY]),
       'label': tf.cast(context[features.LABEL_INDEX_KEY], tf.int32),
       'id': context[features.CLIP_ID_KEY],
   }
@@ -236,7 +236,7 @@ def tfds_dataset(name: str, split: str, data_dir: Optional[str], *,
     label = example[label_key] if label_key else tf.constant(
         features.NO_LABEL, tf.int64)
     # TFDS video datasets carry no clip id.
-    return {'frames': clip_augment.check_frames(example[frames_key]),
+    return {'frames': decoding.check_frames(example[frames_key]),
             'label': tf.cast(label, tf.int32), 'id': tf.constant('')}
   return dataset.map(to_dict, num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=True)

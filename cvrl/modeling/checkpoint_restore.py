@@ -7,7 +7,7 @@ variable is matched to the checkpoint by its object path and shape *before*
 anything is restored; the first mismatch fails naming the variable.
 
 Checkpoints hold the backbone under the root key 'backbone' (pretraining and
-classification runs of `train_lib`, and `cvrl.inflate_imagenet` output):
+classification runs of `train_lib`, and `cvrl.tools.inflate_imagenet` output):
 
   backbone/layer_with_weights-{i}/{attribute}/.ATTRIBUTES/VARIABLE_VALUE
 

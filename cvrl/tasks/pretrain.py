@@ -1,30 +1,29 @@
 """The CVRL pretraining task for Model Garden's trainer (`train_lib`).
 
-train_step: both views through the encoder and head in one batch (so synced
-BN sees all 2N clips), InfoNCE with negatives gathered from every replica,
-weight decay on kernels, the per-replica loss divided by the number of
-replicas (the optimizer sums gradients across replicas). validation_step:
+On the shared `video_task.VideoTask` loop. train_step: both views through
+the encoder and head in one batch (so synced BN sees all 2N clips), InfoNCE
+with negatives gathered from every replica, weight decay on kernels, the
+per-replica loss divided by the number of replicas (the optimizer sums
+gradients across replicas). validation_step:
 the same loss and accuracy on held-out videos, without updates, plus the kNN
 monitor: leave-one-out kNN top-1 on the backbone features of the labelled
 validation videos (`knn_top1_accuracy`).
 """
 
-from typing import Dict, Optional
+from typing import Dict
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from official.core import base_task
 from official.core import task_factory
 
-from cvrl import evaluation
+from cvrl.eval import knn
 from cvrl import losses
 from cvrl.configs import pretrain as pretrain_cfg
-from cvrl.data import pipelines
 from cvrl.modeling import cvrl_model
-from cvrl.tasks import gradients
+from cvrl.tasks import video_task
 
 METRIC_NAMES = ('contrastive_loss', 'contrastive_accuracy', 'entropy',
                 'regularization_loss')
@@ -47,61 +46,59 @@ def _frame_strip(clips: tf.Tensor, num_frames: int = 4) -> tf.Tensor:
 
 
 @task_factory.register_task_cls(pretrain_cfg.PretrainTaskConfig)
-class PretrainTask(base_task.Task):
+class PretrainTask(video_task.VideoTask):
   """Contrastive pretraining of a video encoder (CVRL)."""
 
-  def __init__(self, params: pretrain_cfg.PretrainTaskConfig,
-               logging_dir: Optional[str] = None, name: Optional[str] = None):
-    super().__init__(params, logging_dir=logging_dir, name=name)
-    params.validate()
-    self._grads_fn = (tf.function(self._loss_and_grads, jit_compile=True)
-                      if params.jit_compile else self._loss_and_grads)
-
-  def _input_shape(self):
+  def make_model(self) -> tf_keras.Model:
     data = self.task_config.train_data
-    return (data.num_frames, data.crop_size, data.crop_size, 3)
+    return cvrl_model.build_cvrl_model(
+        self.task_config.model,
+        (data.num_frames, data.crop_size, data.crop_size, 3))
 
-  def build_model(self) -> tf_keras.Model:
-    # Seeds Python, NumPy and TF: initial weights depend only on init_seed.
-    tf_keras.utils.set_random_seed(self.task_config.init_seed)
-    return cvrl_model.build_cvrl_model(self.task_config.model,
-                                       self._input_shape())
+  def forward(self, model, inputs, training: bool) -> Dict[str, tf.Tensor]:
+    """{'embeddings': [2B, 128], 'features': [2B, D]}, first views first."""
+    return model(_views(inputs), training=training)
 
-  def build_inputs(self, params, input_context=None) -> tf.data.Dataset:
-    return pipelines.build_dataset(params, input_context)
+  @property
+  def weight_decay(self) -> float:
+    return self.task_config.losses.l2_weight_decay
 
-  def build_metrics(self, training: bool = True):
-    return [tf_keras.metrics.Mean(name) for name in METRIC_NAMES]
-
-  def _losses(self, model, views, training: bool,
-              outputs=None) -> Dict[str, tf.Tensor]:
-    if outputs is None:
-      outputs = model(views, training=training)
-    embeddings = tf.cast(outputs['embeddings'], tf.float32)
+  def build_losses(self, labels, model_outputs,
+                   aux_losses=None) -> Dict[str, tf.Tensor]:
+    """InfoNCE over the global batch (+ weight decay); labels unused."""
+    del labels
+    embeddings = tf.cast(model_outputs['embeddings'], tf.float32)
     first, second = tf.split(embeddings, 2, axis=0)
     contrastive = losses.contrastive_loss(
         first, second, self.task_config.losses.temperature,
         tf.distribute.get_replica_context(),
         reduction=self.task_config.losses.reduction)
-    regularization = losses.weight_decay_loss(
-        model.trainable_variables, self.task_config.losses.l2_weight_decay)
+    regularization = (tf.constant(0.0) if aux_losses is None
+                      else tf.cast(aux_losses, tf.float32))
     return {
-        'total_loss': contrastive['loss'] + regularization,
+        video_task.TOTAL_LOSS: contrastive['loss'] + regularization,
         'contrastive_loss': contrastive['loss'],
         'contrastive_accuracy': contrastive['accuracy'],
         'entropy': contrastive['entropy'],
         'regularization_loss': regularization,
     }
 
-  def _loss_and_grads(self, model, optimizer, views):
-    return gradients.replica_loss_and_grads(
-        lambda: self._losses(model, views, training=True), optimizer,
-        lambda: model.trainable_variables)
+  def build_metrics(self, training: bool = True):
+    return [tf_keras.metrics.Mean(name) for name in METRIC_NAMES]
 
-  def _image_summaries(self, views: tf.Tensor) -> None:
+  def process_metrics(self, metrics, labels, model_outputs, logs=None,
+                      **kwargs):
+    """Every metric is the mean of the loss part of its name."""
+    del labels, model_outputs, kwargs
+    for metric in metrics:
+      metric.update_state(logs[metric.name])
+
+  def after_train_step(self, inputs) -> None:
+    """Both views of a few clips as images (what the model saw)."""
     clips = self.task_config.image_summary_clips
     if not clips:
       return
+    views = _views(inputs)
     batch = tf.shape(views)[0] // 2
     pair = [tf.cast(views[:clips], tf.float32),
             tf.cast(views[batch:batch + clips], tf.float32)]
@@ -111,25 +108,16 @@ class PretrainTask(base_task.Task):
     strips = tf.concat([_frame_strip(v) for v in pair], axis=1)
     tf.summary.image('augmented_views', strips, max_outputs=clips)
 
-  def train_step(self, inputs, model, optimizer, metrics=None):
-    views = _views(inputs)
-    logs, grads = self._grads_fn(model, optimizer, views)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    self._image_summaries(views)
-    return self._update_metrics(logs, metrics)
-
   def validation_step(self, inputs, model, metrics=None):
-    views = _views(inputs)
-    outputs = model(views, training=False)
-    logs = self._update_metrics(
-        self._losses(model, views, training=False, outputs=outputs), metrics)
+    logs, outputs = self.step_losses(model, inputs, training=False)
+    out = self._step_logs(logs, inputs, outputs, metrics)
     if self.task_config.knn_monitor.k:
       # Backbone features of a video (mean of its two views: less
       # augmentation noise than one view), kept for the kNN monitor.
       first, second = tf.split(tf.cast(outputs['features'], tf.float32), 2)
-      logs[KNN_FEATURES] = (first + second) / 2.0
-      logs[KNN_LABELS] = inputs['label']
-    return logs
+      out[KNN_FEATURES] = (first + second) / 2.0
+      out[KNN_LABELS] = inputs['label']
+    return out
 
   def aggregate_logs(self, state=None, step_outputs=None):
     """Collects the kNN features of every evaluation step (host side)."""
@@ -155,16 +143,9 @@ class PretrainTask(base_task.Task):
       logging.warning('kNN monitor: fewer than 2 labelled validation videos')
       return {}
     monitor = self.task_config.knn_monitor
-    return {'knn_top1_accuracy': evaluation.knn_top1(
+    return {'knn_top1_accuracy': knn.knn_top1(
         features[labelled], labels[labelled], monitor.k,
         monitor.temperature)}
-
-  def _update_metrics(self, logs, metrics):
-    out = {self.loss: logs['total_loss']}
-    for metric in metrics or []:
-      metric.update_state(logs[metric.name])
-      out[metric.name] = metric.result()
-    return out
 
   def inference_step(self, inputs, model):
     return model(inputs, training=False)

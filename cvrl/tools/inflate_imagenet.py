@@ -1,16 +1,16 @@
 r"""Writes an ImageNet-inflated R3D backbone checkpoint (paper 4.2 baseline).
 
   # tf_keras.applications ResNet50 ImageNet weights (the 'notop' .h5 file):
-  python -m cvrl.inflate_imagenet --source=keras_applications \
+  python -m cvrl.tools.inflate_imagenet --source=keras_applications \
       --weights=resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 \
       --output=/data/inflated/r3d50_imagenet
   # weights of the R3D's 2D twin (r3d.build_resnet2d_twin), .h5 or checkpoint:
-  python -m cvrl.inflate_imagenet --source=twin --weights=twin.weights.h5 \
+  python -m cvrl.tools.inflate_imagenet --source=twin --weights=twin.weights.h5 \
       --depth=50 --width_multiplier=1 --output=/data/inflated/r3d50_imagenet
 
 The output restores like a pretraining checkpoint, e.g. the ImageNet-inflated
 linear evaluation:
-  python -m cvrl.train --experiment=cvrl_linear_eval_k400 ... \
+  python -m cvrl.tools.train --experiment=cvrl_linear_eval_k400 ... \
       --params_override=task.init_checkpoint=/data/inflated/r3d50_imagenet
 """
 

@@ -14,12 +14,12 @@ from typing import List, Sequence
 from absl import logging
 import tensorflow as tf
 
-from tfrecords_tools import beam_runner
-from tfrecords_tools import progress as progress_lib
-from tfrecords_tools import shards
-from tfrecords_tools import sources
-from tfrecords_tools import video_conversion
-from tfrecords_tools import video_decoder
+from tfrecords_tools.conversion import beam_runner
+from tfrecords_tools.conversion import progress as progress_lib
+from tfrecords_tools.conversion import shards
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import video_frames
+from tfrecords_tools.conversion import decoder
 
 
 OPTIONS_FILE = 'conversion.json'
@@ -68,7 +68,7 @@ def check_options(output_dir: str, record: dict) -> None:
 
 
 def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
-               output_dir: str, options: video_conversion.ConversionOptions,
+               output_dir: str, options: video_frames.ConversionOptions,
                workers: int, progress: progress_lib.Progress) -> None:
   """Decodes with a process pool; writes shards in order in this process."""
   jobs = [(i, t) for i in pending for t in specs[i].tasks]
@@ -105,12 +105,12 @@ class _ConvertFn:
     self._options = options
 
   def __call__(self, task):
-    return video_conversion.convert_video(task, self._options)
+    return video_frames.convert_video(task, self._options)
 
 
 def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
             label_map: Sequence[str],
-            options: video_conversion.ConversionOptions, num_shards: int,
+            options: video_frames.ConversionOptions, num_shards: int,
             runner: str = 'local', workers: int = 1,
             beam_args: Sequence[str] = ()) -> dict:
   """Converts `tasks` into `output_dir`, resuming any earlier partial run.
@@ -145,6 +145,6 @@ def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
   else:
     run_local(specs, pending, output_dir, options, workers, progress)
   rows = shards.write_manifest(output_dir, specs)
-  counts = video_conversion.summarize(rows)
-  frames = sum(r['frames'] for r in rows if r['status'] == video_decoder.OK)
+  counts = video_frames.summarize(rows)
+  frames = sum(r['frames'] for r in rows if r['status'] == decoder.OK)
   return {'counts': counts, 'frames': frames, 'rows': rows}

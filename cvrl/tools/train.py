@@ -1,6 +1,6 @@
 r"""CVRL training driver, on Model Garden's `train_lib`.
 
-  python -m cvrl.train --experiment=cvrl_pretrain_k600 --mode=train_and_eval \
+  python -m cvrl.tools.train --experiment=cvrl_pretrain_k600 --mode=train_and_eval \
       --model_dir=gs://BUCKET/cvrl/k600 --tpu=TPU_NAME \
       --config_file=experiments/pretrain_k600_r3d50_800ep.yaml
 
@@ -15,16 +15,12 @@ batches an uninterrupted run would see (stateless, position-keyed input).
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
 from official.core import task_factory
@@ -33,9 +29,8 @@ from official.core import train_utils
 from official.modeling import performance
 
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
-from cvrl import train_actions
 from cvrl.configs import launch
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from cvrl.tasks import train_actions
 
 FLAGS = flags.FLAGS
 
@@ -56,7 +51,7 @@ def strategy_name(params) -> str:
 
 
 def main(_):
-  params = train_utils.parse_configuration(FLAGS, lock_return=False)
+  params = launch.parse_flags(FLAGS)
   model_dir = FLAGS.model_dir
   # Steps from epochs and the dataset size, precision for these devices:
   # worked out now, so that params.yaml holds what this run uses.

@@ -1,6 +1,6 @@
 r"""Exports backbone features of video TFRecords to an .npz file.
 
-  python -m cvrl.export_features --experiment=cvrl_linear_eval_k400 \
+  python -m cvrl.tools.export_features --experiment=cvrl_linear_eval_k400 \
       --checkpoint=gs://BUCKET/cvrl/pretrain_k400 \
       --pattern='/data/k400/tfrecords/val-*.tfrecord' --output=features.npz \
       --num_clips=10 --num_crops=3 --average_views
@@ -18,16 +18,13 @@ import sys
 from absl import app
 from absl import flags
 
-from cvrl import feature_export
+from official.common import flags as tfm_flags
+
+from cvrl.eval import feature_export
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
 from cvrl.configs import launch
 from cvrl.modeling import checkpoint_restore
 
-_EXPERIMENT = flags.DEFINE_string('experiment', None, 'Registered experiment.')
-_CONFIG_FILE = flags.DEFINE_multi_string('config_file', None,
-                                         'YAML overrides, applied in order.')
-_PARAMS_OVERRIDE = flags.DEFINE_string('params_override', '',
-                                       'Comma-separated key=value overrides.')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None,
                                   'Checkpoint prefix or folder.')
 _PATTERN = flags.DEFINE_string('pattern', None, 'Glob(s) of the TFRecords.')
@@ -46,12 +43,12 @@ _VIEW_SIZE = flags.DEFINE_integer(
 
 def main(argv):
   del argv
-  for name, flag in (('experiment', _EXPERIMENT), ('checkpoint', _CHECKPOINT),
-                     ('pattern', _PATTERN), ('output', _OUTPUT)):
-    if not flag.value:
+  for name in ('experiment', 'checkpoint', 'pattern', 'output'):
+    if not getattr(flags.FLAGS, name):
       raise app.UsageError(f'--{name} is required')
-  params = launch.parse_experiment(_EXPERIMENT.value, _CONFIG_FILE.value,
-                                   _PARAMS_OVERRIDE.value)
+  # --experiment, --config_file, --params_override: Model Garden's flags,
+  # parsed as cvrl.tools.train parses them.
+  params = launch.parse_flags(flags.FLAGS)
   launch.prepare(params)
   try:
     summary = feature_export.export_features(
@@ -70,4 +67,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  tfm_flags.define_flags()
   app.run(main)

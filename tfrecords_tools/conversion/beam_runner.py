@@ -1,6 +1,6 @@
 """Runs the conversion as an Apache Beam pipeline.
 
-The same per-video function as the local runner (`video_conversion.convert_video`)
+The same per-video function as the local runner (`video_frames.convert_video`)
 runs on Beam workers; results are grouped by shard and each shard is written by
 `shards.write_shard` in task order. So a Beam run writes exactly the files a
 local run writes, byte for byte, on DirectRunner here or Dataflow / Flink /
@@ -9,13 +9,13 @@ Spark with the user's pipeline options.
 
 from typing import List, Sequence
 
-from tfrecords_tools import shards
-from tfrecords_tools import video_conversion
+from tfrecords_tools.conversion import shards
+from tfrecords_tools.conversion import video_frames
 
 
 def _convert(item, options):
   shard_index, position, task = item
-  return shard_index, (position, video_conversion.convert_video(task, options))
+  return shard_index, (position, video_frames.convert_video(task, options))
 
 
 def _write(keyed, output_dir, specs):
@@ -26,7 +26,7 @@ def _write(keyed, output_dir, specs):
 
 
 def run(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
-        output_dir: str, options: video_conversion.ConversionOptions,
+        output_dir: str, options: video_frames.ConversionOptions,
         pipeline_args: List[str]) -> None:
   """Converts the shards whose indices (into `specs`) are in `pending`.
 

@@ -1,34 +1,9 @@
-"""Pure functions of the evaluation protocols: multi-view averaging and kNN.
+"""Leave-one-out weighted kNN top-1: the pretraining task's monitor.
 
-Both are plain functions of arrays so tests can compare them with hand
-computations; the tasks and `export_features` call them.
+A plain function of arrays, so tests compare it with a loop written out.
 """
 
 import numpy as np
-import tensorflow as tf
-
-
-def average_view_probabilities(logits: tf.Tensor, num_views: int) -> tf.Tensor:
-  """Softmax of every view, averaged over the views of each video.
-
-  Args:
-    logits: [B * num_views, C], the views of a video consecutive (as the test
-      pipeline lays them out: clip-major, crops within a clip).
-    num_views: views per video (clips x crops, 30 in the paper).
-  Returns:
-    [B, C] class probabilities per video (each row sums to 1).
-  """
-  probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-  probs = tf.reshape(probs, [-1, num_views, probs.shape[-1]])
-  return tf.reduce_mean(probs, axis=1)
-
-
-def fold_views(images: tf.Tensor):
-  """[B, V, T, H, W, 3] -> ([B * V, T, H, W, 3], V); rank 5 passes (V=1)."""
-  if images.shape.rank == 5:
-    return images, 1
-  num_views = images.shape[1]
-  return tf.reshape(images, [-1] + images.shape[2:].as_list()), num_views
 
 
 def knn_top1(features: np.ndarray, labels: np.ndarray, k: int = 20,

@@ -20,7 +20,7 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
-from tfrecords_tools import sources
+from tfrecords_tools.conversion import sources
 
 DATASETS = ('ucf101', 'hmdb51')
 _HMDB_FILE = re.compile(r'^(?P<label>.+)_test_split(?P<split>\d+)\.txt$')

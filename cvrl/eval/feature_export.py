@@ -1,6 +1,6 @@
 """Backbone features of any video TFRecords, for probing and retrieval.
 
-The library behind `python -m cvrl.export_features`: builds the backbone an
+The library behind `python -m cvrl.tools.export_features`: builds the backbone an
 experiment configures, restores it from a checkpoint (checked variable by
 variable), runs every video's test views through it and writes
 
@@ -21,7 +21,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from cvrl import evaluation
+from cvrl.eval import multiview
 from cvrl.configs import video_data
 from cvrl.data import pipelines
 from cvrl.modeling import checkpoint_restore
@@ -70,7 +70,7 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
 
   @tf.function
   def features_of(images):
-    folded, num_views = evaluation.fold_views(images)
+    folded, num_views = multiview.fold_views(images)
     out = tf.cast(backbone(folded, training=False), tf.float32)
     return tf.reshape(out, [tf.shape(images)[0], num_views, -1])
 

@@ -13,8 +13,8 @@ from typing import Dict, List, Optional
 
 from PIL import Image
 
-from tfrecords_tools import sources
-from tfrecords_tools import video_decoder as vd
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import decoder as vd
 
 
 @dataclasses.dataclass(frozen=True)

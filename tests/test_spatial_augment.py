@@ -6,7 +6,7 @@ from scipy import ndimage
 import tensorflow as tf
 
 from cvrl.configs import video_data
-from cvrl.data import clip_augment as ca
+from cvrl.data import spatial_augment as sa
 from tests import video_records
 
 PAPER_VIEW = video_data.ViewAugmentationConfig()
@@ -28,43 +28,42 @@ def _seed(i):
 def test_identical_frames_stay_identical(use_xla):
   clip = _encoded_clip(video_records.textured_frame())
   for i in range(6):
-    out = ca.augment_clip(clip, _seed(i), ALWAYS, 32, use_xla=use_xla).numpy()
+    out = sa.consistent_view(clip, _seed(i), ALWAYS, 32, use_xla=use_xla).numpy()
     assert out.shape == (8, 32, 32, 3)
     assert np.ptp(out, axis=0).max() == 0.0, f'seed {i}: frames differ'
   for i in range(6):  # the paper's probabilities, greyscale included
-    out = ca.augment_clip(clip, _seed(i), PAPER_VIEW, 32).numpy()
+    out = sa.consistent_view(clip, _seed(i), PAPER_VIEW, 32).numpy()
     assert np.ptp(out, axis=0).max() == 0.0
 
 
 def test_per_frame_ablation_makes_frames_differ():
   clip = _encoded_clip(video_records.textured_frame())
-  out = ca.augment_clip(clip, _seed(0), PAPER_VIEW, 32,
-                        temporally_consistent=False).numpy()
+  out = sa.per_frame_view(clip, _seed(0), PAPER_VIEW, 32).numpy()
   per_frame_diff = np.abs(out[1:] - out[:1]).mean(axis=(1, 2, 3))
   assert np.all(per_frame_diff > 0.01)
 
 
 def test_same_seed_same_clip_other_seed_differs():
   clip = _encoded_clip(video_records.textured_frame())
-  a = ca.augment_clip(clip, _seed(1), PAPER_VIEW, 32).numpy()
-  np.testing.assert_array_equal(a, ca.augment_clip(clip, _seed(1), PAPER_VIEW,
+  a = sa.consistent_view(clip, _seed(1), PAPER_VIEW, 32).numpy()
+  np.testing.assert_array_equal(a, sa.consistent_view(clip, _seed(1), PAPER_VIEW,
                                                    32).numpy())
-  assert np.abs(a - ca.augment_clip(clip, _seed(2), PAPER_VIEW, 32).numpy()
+  assert np.abs(a - sa.consistent_view(clip, _seed(2), PAPER_VIEW, 32).numpy()
                 ).mean() > 0.01
 
 
 def test_xla_and_plain_graph_agree():
   clip = _encoded_clip(video_records.textured_frame())
   for i in range(4):
-    a = ca.augment_clip(clip, _seed(i), ALWAYS, 32, use_xla=True).numpy()
-    b = ca.augment_clip(clip, _seed(i), ALWAYS, 32, use_xla=False).numpy()
+    a = sa.consistent_view(clip, _seed(i), ALWAYS, 32, use_xla=True).numpy()
+    b = sa.consistent_view(clip, _seed(i), ALWAYS, 32, use_xla=False).numpy()
     np.testing.assert_allclose(a, b, atol=2e-5)
 
 
 def test_crop_windows_follow_area_and_aspect_ranges():
   areas, aspects = [], []
   for i in range(400):
-    y, x, h, w = ca.sample_crop_window(_seed(i), 256, 340, (0.3, 1.0),
+    y, x, h, w = sa.sample_crop_window(_seed(i), 256, 340, (0.3, 1.0),
                                        (0.5, 2.0)).numpy()
     assert 0 <= y and y + h <= 256 and 0 <= x and x + w <= 340
     areas.append(h * w / (256 * 340))
@@ -76,32 +75,19 @@ def test_crop_windows_follow_area_and_aspect_ranges():
   assert aspects.min() < 0.6 and aspects.max() > 1.6
 
 
-def test_cropped_decode_equals_full_decode_then_crop():
-  clip = tf.constant([video_records.encode(video_records.textured_frame(
-      256, 320, seed=s)) for s in range(4)])
-  window = tf.constant([40, 72, 120, 160])
-  cropped = ca.decode_window(clip, window, tf.constant(True)).numpy()
-  full = ca.decode_window(clip, window, tf.constant(False)).numpy()
-  whole = tf.io.decode_jpeg(clip[0], channels=3).numpy()
-  np.testing.assert_array_equal(full[0], whole[40:160, 72:232])
-  # libjpeg's cropped decode upsamples chroma without the pixels right of
-  # the window, so only the window's last column may differ.
-  np.testing.assert_array_equal(cropped[:, :, :-1], full[:, :, :-1])
-
-
 def test_greyscale_jpeg_and_png_frames_go_through():
   grey = tf.io.encode_jpeg(video_records.textured_frame()[:, :, :1]).numpy()
-  out = ca.augment_clip(tf.constant([grey] * 4), _seed(0), PAPER_VIEW, 32)
+  out = sa.consistent_view(tf.constant([grey] * 4), _seed(0), PAPER_VIEW, 32)
   assert out.shape == (4, 32, 32, 3)
   png = _encoded_clip(video_records.textured_frame(), 4, fmt='png')
-  out = ca.augment_clip(png, _seed(0), PAPER_VIEW, 32)
+  out = sa.consistent_view(png, _seed(0), PAPER_VIEW, 32)
   assert out.shape == (4, 32, 32, 3)
 
 
 def test_gaussian_blur_matches_scipy():
   rng = np.random.default_rng(0)
   frames = rng.uniform(size=(2, 40, 40, 3)).astype(np.float32)
-  ours = ca.gaussian_blur(tf.constant(frames), 1.3, 22).numpy()
+  ours = sa.gaussian_blur(tf.constant(frames), 1.3, 22).numpy()
   # scipy's 'mirror' is reflection without repeating the edge, like REFLECT.
   ref = ndimage.gaussian_filter(frames, sigma=(0, 1.3, 1.3, 0), mode='mirror',
                                 truncate=11 / 1.3)
@@ -110,14 +96,15 @@ def test_gaussian_blur_matches_scipy():
 
 def test_colour_ops_with_known_parameters():
   frames = tf.constant(np.full((2, 4, 4, 3), [0.2, 0.4, 0.6], np.float32))
-  params = ca.draw_view_params(_seed(0), PAPER_VIEW)
-  params.update(brightness=tf.constant(1.5), contrast=tf.constant(1.0),
-                saturation=tf.constant(1.0), hue=tf.constant(0.0),
-                order=tf.constant([0, 1, 2, 3]))
-  out = ca.color_jitter(frames, params).numpy()
+  params = sa.draw_clip_params(_seed(0), PAPER_VIEW, (4, 4))._replace(
+      brightness=tf.constant(1.5), contrast=tf.constant(1.0),
+      saturation=tf.constant(1.0), hue=tf.constant(0.0),
+      order=tf.constant([0, 1, 2, 3]))
+  out = sa.color_jitter(frames, params).numpy()
   np.testing.assert_allclose(out[0, 0, 0], [0.3, 0.6, 0.9], atol=1e-5)
-  params.update(brightness=tf.constant(1.0), saturation=tf.constant(0.0))
-  grey = ca.color_jitter(frames, params).numpy()[0, 0, 0]
+  params = params._replace(brightness=tf.constant(1.0),
+                           saturation=tf.constant(0.0))
+  grey = sa.color_jitter(frames, params).numpy()[0, 0, 0]
   assert np.ptp(grey) < 1e-5  # saturation 0 -> grey
 
 
@@ -127,17 +114,37 @@ def test_flip_mirrors_the_image():
   view = video_data.ViewAugmentationConfig(
       crop_area_range=(1.0, 1.0), crop_aspect_range=(1.0, 1.0), flip_prob=1.0,
       color_jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0)
-  out = ca.augment_clip(clip, _seed(0), view, 32).numpy()
+  out = sa.consistent_view(clip, _seed(0), view, 32).numpy()
   np.testing.assert_allclose(out[0], frame[:, ::-1] / 255.0, atol=1e-6)
 
 
-def test_three_crops_along_the_long_side():
-  images = tf.reshape(tf.range(2 * 8 * 12 * 3, dtype=tf.float32),
-                      [2, 8, 12, 3])
-  crops = ca.three_crops(images, 8, 3).numpy()
-  np.testing.assert_array_equal(crops[0], images[:, :, 0:8])
-  np.testing.assert_array_equal(crops[1], images[:, :, 2:10])
-  np.testing.assert_array_equal(crops[2], images[:, :, 4:12])
-  tall = tf.transpose(images, [0, 2, 1, 3])
-  crops = ca.three_crops(tall, 8, 3).numpy()
-  np.testing.assert_array_equal(crops[2], tall[:, 4:12])
+def test_augment_clip_applies_the_given_parameters_to_every_frame():
+  """The typed per-clip parameters, set by hand: a window and a flip."""
+  frames = [video_records.textured_frame(48, 64, seed=s) for s in range(3)]
+  clip = tf.constant([video_records.encode(f, 'png') for f in frames])
+  off = tf.constant(False)
+  params = sa.ClipParams(
+      window=tf.constant([8, 16, 32, 32]), flip=tf.constant(True), jitter=off,
+      brightness=tf.constant(1.0), contrast=tf.constant(1.0),
+      saturation=tf.constant(1.0), hue=tf.constant(0.0),
+      order=tf.range(4), grayscale=off, blur=off, sigma=tf.constant(1.0),
+      solarize=off)
+  out = sa.augment_clip(clip, params, 32).numpy()
+  for f, frame in enumerate(frames):
+    np.testing.assert_allclose(out[f], frame[8:40, 16:48][:, ::-1] / 255.0,
+                               atol=1e-6)
+
+
+def test_ablation_views():
+  frame = video_records.textured_frame(40, 64)
+  clip = _encoded_clip(frame, 3)
+  centre = sa.centre_crop_view(clip, _seed(0), PAPER_VIEW, 32).numpy()
+  # The centred 40 x 40 window of the 40 x 64 JPEG (x from 12), decoded as
+  # the decoding phase does it, resized to 32.
+  assert frame.shape == (40, 64, 3)
+  window = tf.image.decode_and_crop_jpeg(clip[0], [0, 12, 40, 40])
+  want = tf.image.resize(tf.cast(window, tf.float32)[None], [32, 32]).numpy()
+  np.testing.assert_allclose(centre[0], want[0] / 255.0, atol=1e-5)
+  assert np.ptp(centre, axis=0).max() == 0.0
+  frames = sa.per_frame_view(clip, _seed(0), ALWAYS, 32).numpy()
+  assert np.abs(frames[1:] - frames[:1]).mean(axis=(1, 2, 3)).min() > 0.01

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from cvrl.data import features
-from tfrecords_tools import shards
+from tfrecords_tools.conversion import shards
 
 
 def id_and_label(serialized: bytes):

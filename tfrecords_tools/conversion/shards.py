@@ -16,9 +16,9 @@ from typing import Dict, Iterable, List, Sequence
 import tensorflow as tf
 
 from cvrl.data import features
-from tfrecords_tools import sources
-from tfrecords_tools import video_conversion
-from tfrecords_tools import video_decoder
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import video_frames
+from tfrecords_tools.conversion import decoder
 
 MANIFEST_DIR = '.manifest'
 MANIFEST_FILE = 'manifest.jsonl'
@@ -78,7 +78,7 @@ def _float(value: float) -> tf.train.Feature:
   return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
-def build_sequence_example(result: video_conversion.VideoResult) -> bytes:
+def build_sequence_example(result: video_frames.VideoResult) -> bytes:
   """Serialised tf.train.SequenceExample with the keys of `features`."""
   task = result.task
   context = {
@@ -141,8 +141,8 @@ class ShardWriter:
     self.rows: List[Dict] = []
     self.frames = 0
 
-  def add(self, result: video_conversion.VideoResult) -> None:
-    if result.status == video_decoder.OK:
+  def add(self, result: video_frames.VideoResult) -> None:
+    if result.status == decoder.OK:
       self._writer.write(build_sequence_example(result))
       self.frames += len(result.jpegs)
     self.rows.append(result.manifest_row())
@@ -155,7 +155,7 @@ class ShardWriter:
 
 
 def write_shard(output_dir: str, spec: ShardSpec,
-                results: Iterable[video_conversion.VideoResult]) -> List[Dict]:
+                results: Iterable[video_frames.VideoResult]) -> List[Dict]:
   """Writes a whole shard from results in task order; returns its rows."""
   writer = ShardWriter(output_dir, spec)
   for result in results:

@@ -1,6 +1,8 @@
-"""The datasets the paper's recipes run on: classes, split sizes, paths.
+"""What every config module uses: range checks and the table of datasets.
 
-One table, read by every experiment factory, so a size is written once. The
+`check` raises `ConfigError` naming the offending field, the value and what
+was expected. The dataset table holds each dataset's classes, split sizes
+and paths, read by every experiment factory, so a size is written once. The
 sizes are defaults: every real copy of Kinetics misses some videos, so set
 `task.train_data.num_examples` to what your conversion wrote
 (`inspect_tfrecords` prints it) and the schedule is re-derived from it when
@@ -16,6 +18,17 @@ HMDB-51: the official splits' sizes.
 
 import dataclasses
 from typing import Dict, Optional
+
+
+class ConfigError(ValueError):
+  """A config value out of its range; the message names the field."""
+
+
+def check(condition: bool, field: str, value, expected: str) -> None:
+  """Raises ConfigError naming `field` unless `condition` holds."""
+  if not condition:
+    raise ConfigError(f'{field}={value!r}: expected {expected}')
+
 
 # Where the factories point until a YAML or --params_override says otherwise.
 BUCKET_ROOT = 'gs://YOUR_BUCKET'
@@ -73,7 +86,7 @@ DATASETS: Dict[str, Dataset] = {
 }
 
 
-def get(name: str) -> Dataset:
+def dataset(name: str) -> Dataset:
   if name not in DATASETS:
     raise KeyError(f'dataset {name!r}: expected one of {sorted(DATASETS)}')
   return DATASETS[name]

@@ -1,0 +1,2 @@
+"""Evaluation libraries: multi-view averaging, kNN, feature export, report
+tables."""

@@ -1,0 +1,106 @@
+"""Reports read from a run's TensorBoard events: how pretraining moved
+against chance, and tables of evaluation results (with a mean, or margins).
+
+Libraries of `cvrl.tools.run_summary` and `cvrl.tools.eval_report`; the demo
+and the tests call them too.
+"""
+
+import glob
+import math
+import os
+from typing import Dict, List, Sequence, Tuple
+
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from official.modeling.hyperparams import params_dict
+
+TAGS = ('contrastive_loss', 'contrastive_accuracy')
+
+
+def read_scalars(log_dir: str) -> Dict[str, Dict[int, float]]:
+  """{tag: {step: value}} of a log folder; later writes of a step win."""
+  values: Dict[str, Dict[int, float]] = {}
+  for path in sorted(glob.glob(os.path.join(log_dir, 'events.*')),
+                     key=os.path.getmtime):
+    acc = event_accumulator.EventAccumulator(
+        path, size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    for tag in acc.Tags()['tensors']:
+      for event in sorted(acc.Tensors(tag), key=lambda e: e.wall_time):
+        array = tf.make_ndarray(event.tensor_proto)
+        if array.dtype != object and array.size == 1:
+          values.setdefault(tag, {})[event.step] = float(array)
+  return values
+
+
+def summarize(model_dir: str) -> str:
+  params = params_dict.read_yaml_to_params_dict(
+      os.path.join(model_dir, 'params.yaml')).as_dict()
+  lines = []
+  reduction = params['task'].get('losses', {}).get('reduction', 'mean')
+  directions = 2 if reduction == 'sum_of_directions' else 1
+  for split, key in (('train', 'train_data'), ('validation',
+                                               'validation_data')):
+    batch = params['task'][key]['global_batch_size']
+    candidates = 2 * batch - 1
+    scalars = read_scalars(os.path.join(model_dir, split))
+    if not all(tag in scalars for tag in TAGS):
+      continue
+    lines.append(f'{split} (batch {batch}: chance loss '
+                 f'{directions * math.log(candidates):.3f}, chance accuracy '
+                 f'{1 / candidates:.3f})')
+    for tag in TAGS:
+      steps = sorted(scalars[tag])
+      first, last = steps[0], steps[-1]
+      lines.append(f'  {tag:22s} step {first:5d}: {scalars[tag][first]:.3f}'
+                   f'   step {last:5d}: {scalars[tag][last]:.3f}')
+  return '\n'.join(lines)
+
+
+METRICS = ('top_1_accuracy', 'top_5_accuracy')
+
+
+def final_metrics(model_dir: str) -> Dict[str, Tuple[int, float]]:
+  """{metric: (step, value)} of the last evaluation of a run."""
+  scalars = read_scalars(os.path.join(model_dir, 'validation'))
+  out = {}
+  for metric in METRICS:
+    if scalars.get(metric):
+      step = max(scalars[metric])
+      out[metric] = (step, scalars[metric][step])
+  if not out:
+    raise ValueError(f'{model_dir}/validation: no {METRICS[0]} logged; did '
+                     'the run evaluate (--mode=train_and_eval or eval)?')
+  return out
+
+
+def table(runs: Sequence[Tuple[str, str]], margin: bool = False) -> str:
+  """Rows of top-1 / top-5 (in %) per run, then the mean or the margins."""
+  results = [(name, final_metrics(path)) for name, path in runs]
+  width = max(8, max(len(name) for name, _ in results))
+  lines = [f'{"run":{width}s}  {"top-1":>7s}  {"top-5":>7s}  step']
+  values: List[float] = []
+  for name, metrics in results:
+    top1 = metrics.get('top_1_accuracy', (0, float('nan')))
+    top5 = metrics.get('top_5_accuracy', (0, float('nan')))
+    values.append(top1[1])
+    lines.append(f'{name:{width}s}  {100 * top1[1]:7.2f}  '
+                 f'{100 * top5[1]:7.2f}  {top1[0]}')
+  if margin:
+    for (name, _), value in zip(results[1:], values[1:]):
+      lines.append(f'{results[0][0]} - {name}: '
+                   f'{100 * (values[0] - value):+.2f} points top-1')
+  elif len(results) > 1:
+    lines.append(f'{"mean":{width}s}  {100 * sum(values) / len(values):7.2f}')
+  return '\n'.join(lines)
+
+
+def parse_runs(items: Sequence[str]) -> List[Tuple[str, str]]:
+  runs = []
+  for item in items:
+    name, sep, path = item.partition('=')
+    if not sep or not name or not path:
+      raise ValueError(f'--runs item {item!r}: expected name=model_dir')
+    runs.append((name, path))
+  return runs

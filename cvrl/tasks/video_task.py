@@ -1,0 +1,106 @@
+"""The base of CVRL's tasks, on Model Garden's public `base_task.Task` contract.
+
+Both tasks (pretraining, classification) are the same loop around different
+models and losses; what differs is what they implement:
+
+  make_model()                          the Keras model (build_model seeds it)
+  forward(model, inputs, training)      the model's outputs for a batch
+  build_losses(labels, model_outputs,   {'total_loss': ..., named parts}
+               aux_losses)              (aux_losses: the weight decay)
+  build_metrics(training)               Keras metrics
+  process_metrics(metrics, labels,      updates them from the outputs and
+                  model_outputs, logs)  the loss parts
+  weight_decay                          the l2 coefficient of this task
+
+The base gives build_model, build_inputs (`pipelines.build_dataset`),
+train_step (loss / replicas, loss scaling, optional XLA) and
+validation_step, so that Model Garden's trainer, the tests and any other
+caller see one contract.
+"""
+
+from typing import Dict, Optional
+
+import tensorflow as tf
+import tf_keras
+
+from official.core import base_task
+
+from cvrl import losses
+from cvrl.data import pipelines
+from cvrl.tasks import gradients
+
+TOTAL_LOSS = 'total_loss'
+
+
+class VideoTask(base_task.Task):
+  """Shared loop of the video tasks (see the module doc)."""
+
+  def __init__(self, params, logging_dir: Optional[str] = None,
+               name: Optional[str] = None):
+    super().__init__(params, logging_dir=logging_dir, name=name)
+    params.validate()
+    self._grads_fn = (tf.function(self._loss_and_grads, jit_compile=True)
+                      if params.jit_compile else self._loss_and_grads)
+
+  # What a task implements.
+  def make_model(self) -> tf_keras.Model:
+    raise NotImplementedError
+
+  def forward(self, model, inputs, training: bool) -> Dict[str, tf.Tensor]:
+    raise NotImplementedError
+
+  @property
+  def weight_decay(self) -> float:
+    raise NotImplementedError
+
+  # The shared loop.
+  def build_model(self) -> tf_keras.Model:
+    # Seeds Python, NumPy and TF: initial weights depend only on init_seed.
+    tf_keras.utils.set_random_seed(self.task_config.init_seed)
+    return self.make_model()
+
+  def build_inputs(self, params, input_context=None) -> tf.data.Dataset:
+    return pipelines.build_dataset(params, input_context)
+
+  def regularization(self, model) -> tf.Tensor:
+    """weight_decay * sum(||kernel||^2 / 2) over the trainable kernels."""
+    return losses.weight_decay_loss(model.trainable_variables,
+                                    self.weight_decay)
+
+  def step_losses(self, model, inputs, training: bool):
+    """(loss parts, model outputs) of a batch: forward, then build_losses."""
+    outputs = self.forward(model, inputs, training)
+    logs = self.build_losses(inputs.get('label'), outputs,
+                             aux_losses=self.regularization(model))
+    return logs, outputs
+
+  def _loss_and_grads(self, model, optimizer, inputs):
+    kept = {}
+
+    def compute():
+      logs, kept['outputs'] = self.step_losses(model, inputs, training=True)
+      return logs
+    logs, grads = gradients.replica_loss_and_grads(
+        compute, optimizer, lambda: model.trainable_variables)
+    return logs, grads, kept['outputs']
+
+  def train_step(self, inputs, model, optimizer, metrics=None):
+    logs, grads, outputs = self._grads_fn(model, optimizer, inputs)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    self.after_train_step(inputs)
+    return self._step_logs(logs, inputs, outputs, metrics)
+
+  def after_train_step(self, inputs) -> None:
+    """A hook for summaries of the inputs (nothing by default)."""
+    del inputs
+
+  def validation_step(self, inputs, model, metrics=None):
+    logs, outputs = self.step_losses(model, inputs, training=False)
+    return self._step_logs(logs, inputs, outputs, metrics)
+
+  def _step_logs(self, logs, inputs, outputs, metrics):
+    self.process_metrics(metrics or [], inputs.get('label'), outputs,
+                         logs=logs)
+    out = {self.loss: logs[TOTAL_LOSS]}
+    out.update({m.name: m.result() for m in metrics or []})
+    return out

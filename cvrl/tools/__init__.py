@@ -1,0 +1,2 @@
+"""Command-line entry points (`python -m cvrl.tools.NAME`); each a thin main
+over a library."""

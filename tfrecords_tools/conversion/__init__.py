@@ -1,0 +1,1 @@
+"""Video -> TFRecord conversion: sources, decoding, frames, shards, jobs."""

@@ -1,0 +1,2 @@
+"""Datasets of videos and records: synthetic videos, labelled subsets,
+inspection of converted records."""
