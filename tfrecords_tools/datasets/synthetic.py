@@ -123,7 +123,12 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
     stream.options = {'crf': '12', 'threads': '1'} if codec == 'libx264' else {}
     stream.thread_count = 1
     for image in frames:
-      for packet in stream.encode(av.VideoFrame.from_ndarray(image, 'rgb24')):
+      # Converted to yuv420p here, not inside encode(): PyAV's implicit
+      # conversion gives other pixels from the second video a process encodes
+      # on, so which worker encoded which video changed the files.
+      frame = av.VideoFrame.from_ndarray(image, 'rgb24').reformat(
+          format='yuv420p')
+      for packet in stream.encode(frame):
         container.mux(packet)
     for packet in stream.encode():
       container.mux(packet)
