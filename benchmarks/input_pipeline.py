@@ -1,15 +1,23 @@
 r"""Pretraining input throughput: ours vs Model Garden vs the decode ceiling.
 
   .venv/bin/python benchmarks/input_pipeline.py [--batches=20 --batch_size=8]
+      [--steps=3]
 
 Converts the decodable real videos of ../shared/testdata/videos (linked a few
 times under distinct names) to TFRecords at short side 256, then measures on
 the same files, in one run, two-clip samples/s at 16 x 224 x 224 of:
-- ours: `cvrl.data.pipelines` in pretrain mode with the paper's augmentations;
+- ours: `cvrl.data.pipelines` in pretrain mode with the paper's augmentations,
+  per-pixel work on the host (augment_on: host), and the host's part only
+  (augment_on: device: decode and resize the crop windows, uint8 out, the
+  per-pixel work left to the train step);
 - Model Garden: `official.projects.video_ssl.dataloaders.video_ssl_input`
   (Decoder, Parser and PostBatchProcessor with is_ssl=True);
 - the ceiling: decoding the same 32 JPEG frames per sample and nothing else.
-All three use AUTOTUNE parallelism and the same batch size.
+All use AUTOTUNE parallelism and the same batch size. Then bytes sent to
+the device per sample, and (--steps > 0) a pretraining step of the small R3D
+(depth 14, width 0.25) on one batch of each mode: the step with on-device
+augmentation against the plain step plus the host augmentation time the
+device mode saves.
 """
 
 import argparse
@@ -43,12 +51,20 @@ def make_records(work: str, repeats: int) -> str:
   return os.path.join(out, 'train-*.tfrecord')
 
 
-def ours(pattern: str, batch_size: int) -> tf.data.Dataset:
-  config = video_data.VideoDataConfig(
+def ours_config(pattern: str, batch_size: int,
+                augment_on: str = 'host') -> video_data.VideoDataConfig:
+  return video_data.VideoDataConfig(
       input_path=pattern, global_batch_size=batch_size, mode='pretrain',
       num_frames=NUM_FRAMES, frame_stride=STRIDE, crop_size=SIZE, seed=0,
-      shuffle_buffer_size=16)
-  return pipelines.build_dataset(config)
+      shuffle_buffer_size=16, augment_on=augment_on)
+
+
+def ours(pattern: str, batch_size: int) -> tf.data.Dataset:
+  return pipelines.build_dataset(ours_config(pattern, batch_size))
+
+
+def ours_device_mode(pattern: str, batch_size: int) -> tf.data.Dataset:
+  return pipelines.build_dataset(ours_config(pattern, batch_size, 'device'))
 
 
 def model_garden(pattern: str, batch_size: int) -> tf.data.Dataset:
@@ -106,31 +122,74 @@ def measure(dataset: tf.data.Dataset, batches: int, batch_size: int,
   return batches * batch_size / (time.perf_counter() - start)
 
 
+def step_seconds(pattern: str, batch_size: int, steps: int):
+  """(plain step on a host-mode batch, step on a device-mode batch), s."""
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+  from cvrl.tasks import pretrain  # pylint: disable=g-import-not-at-top
+  seconds = []
+  for mode in ('host', 'device'):
+    config = exp_factory.get_exp_config('cvrl_pretrain_demo').task
+    config.train_data = ours_config(pattern, batch_size, mode)
+    config.image_summary_clips = 0
+    task = pretrain.PretrainTask(config)
+    model = task.build_model()
+    optimizer = tf_keras.optimizers.SGD(0.1, momentum=0.9)
+    batch = next(iter(pipelines.build_dataset(config.train_data)))
+    step = tf.function(lambda b: task.train_step(b, model, optimizer))
+    step(batch)
+    start = time.perf_counter()
+    for _ in range(steps):
+      step(batch)
+    seconds.append((time.perf_counter() - start) / steps)
+  return seconds
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--batches', type=int, default=20)
   parser.add_argument('--batch_size', type=int, default=8)
   parser.add_argument('--repeats', type=int, default=2)
+  parser.add_argument('--steps', type=int, default=3,
+                      help='Train steps timed per mode (0: skip).')
   args = parser.parse_args()
   work = tempfile.mkdtemp(prefix='input_bench_')
   try:
     pattern = make_records(work, args.repeats)
     rates = {}
+    host_mode = 'ours, augment_on=host (cvrl.data.pipelines)'
+    device_mode = 'ours, augment_on=device (host part)'
     for name, build in (('decode-only ceiling', decode_ceiling),
                         ('Model Garden video_ssl_input', model_garden),
-                        ('ours (cvrl.data.pipelines)', ours)):
+                        (host_mode, ours), (device_mode, ours_device_mode)):
       rates[name] = measure(build(pattern, args.batch_size), args.batches,
                             args.batch_size)
     cores = os.cpu_count()
     print(f'two-clip samples/s at {NUM_FRAMES}x{SIZE}x{SIZE}, stride '
           f'{STRIDE}, batch {args.batch_size}, {args.batches} batches, '
           f'{cores} cores, records at short side 256')
+    ceiling = rates['decode-only ceiling']
     for name, rate in rates.items():
-      print(f'  {name:32s} {rate:8.2f} samples/s')
-    ratio = rates['ours (cvrl.data.pipelines)'] / rates[
-        'Model Garden video_ssl_input']
-    share = rates['ours (cvrl.data.pipelines)'] / rates['decode-only ceiling']
-    print(f'ours / Model Garden = {ratio:.2f}x; ours / ceiling = {share:.2f}')
+      print(f'  {name:44s} {rate:8.2f} samples/s  {rate / ceiling:5.2f} of '
+            'the ceiling')
+    ratio = rates[host_mode] / rates['Model Garden video_ssl_input']
+    print(f'ours (host mode) / Model Garden = {ratio:.2f}x; device mode / '
+          f'host mode = {rates[device_mode] / rates[host_mode]:.2f}x')
+    pixels = 2 * NUM_FRAMES * SIZE * SIZE * 3
+    print(f'bytes sent to the device per sample: float32 {4 * pixels:,}, '
+          f'bfloat16 {2 * pixels:,}, uint8 + parameters '
+          f'{pixels + 2 * 14 * 4:,} ({4 * pixels / (pixels + 112):.2f}x fewer '
+          'than float32)')
+    if args.steps:
+      plain, on_device = step_seconds(pattern, args.batch_size, args.steps)
+      saved = args.batch_size / rates[host_mode] - (
+          args.batch_size / rates[device_mode])
+      print(f'train step, R3D-14 w0.25 at {NUM_FRAMES}x{SIZE}x{SIZE}, batch '
+            f'{args.batch_size}: plain {plain:.2f} s + host augmentation '
+            f'{saved:.2f} s = {plain + saved:.2f} s; with on-device '
+            f'augmentation {on_device:.2f} s (ratio '
+            f'{on_device / (plain + saved):.2f})')
   finally:
     shutil.rmtree(work, ignore_errors=True)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU checks of issues 9 and 14, as one script (about 8 minutes on one GPU).
+# GPU checks of issues 9, 13 and 14, as one script (about 9 minutes on one GPU).
 #   bash scripts/gpu_check.sh [OUT_DIR]      # log: OUT_DIR/gpu_check.log
 #
 # Needs a machine with an NVIDIA GPU and the project's environment (.venv, set
@@ -13,7 +13,9 @@
 #    examples/s, peak device memory, ours vs Model Garden (XLA rows: ours).
 # 2. runlocal smoke test of cvrl_pretrain_k400_200ep, then the same recipe at a
 #    real batch (32) for 20 steps with precision auto (bfloat16 on an H100/
-#    H200/A100, float16 on a V100/T4): examples/s from TensorBoard.
+#    H200/A100, float16 on a V100/T4), with Algorithm 1's per-pixel work on
+#    the host and then on the GPU (augment_on: device): examples/s from
+#    TensorBoard.
 # 3. A short cvrl_pretrain_demo run with precision auto (60 steps).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,9 +50,9 @@ if [ ! -d "$DATA/tfrecords/train" ]; then
   done
 fi
 paths="task.train_data.input_path=$DATA/tfrecords/train/*.tfrecord,task.validation_data.input_path=$DATA/tfrecords/val/*.tfrecord"
-for run in runlocal batch32; do
+for run in runlocal batch32_host batch32_device; do
   extra=''
-  [ $run = batch32 ] && extra=',task.train_data.global_batch_size=32,task.train_data.crop_size=224,trainer.train_steps=20,trainer.steps_per_loop=10,trainer.summary_interval=10,trainer.checkpoint_interval=20,trainer.validation_interval=20'
+  [ $run != runlocal ] && extra=",task.train_data.global_batch_size=32,task.train_data.crop_size=224,trainer.train_steps=20,trainer.steps_per_loop=10,trainer.summary_interval=10,trainer.checkpoint_interval=20,trainer.validation_interval=20,task.train_data.augment_on=${run#batch32_}"
   rm -rf "$OUT/k400_$run"
   start=$(date +%s)
   timeout 170 $PY -m cvrl.tools.train --experiment=cvrl_pretrain_k400_200ep \

@@ -28,35 +28,40 @@ def _seed(i):
 def test_identical_frames_stay_identical(use_xla):
   clip = _encoded_clip(video_records.textured_frame())
   for i in range(6):
-    out = sa.consistent_view(clip, _seed(i), ALWAYS, 32, use_xla=use_xla).numpy()
+    out = sa.augmented(sa.consistent_view(clip, _seed(i), ALWAYS, 32),
+                       use_xla=use_xla).numpy()
     assert out.shape == (8, 32, 32, 3)
     assert np.ptp(out, axis=0).max() == 0.0, f'seed {i}: frames differ'
   for i in range(6):  # the paper's probabilities, greyscale included
-    out = sa.consistent_view(clip, _seed(i), PAPER_VIEW, 32).numpy()
+    out = sa.augmented(sa.consistent_view(clip, _seed(i), PAPER_VIEW,
+                                          32)).numpy()
     assert np.ptp(out, axis=0).max() == 0.0
 
 
 def test_per_frame_ablation_makes_frames_differ():
   clip = _encoded_clip(video_records.textured_frame())
-  out = sa.per_frame_view(clip, _seed(0), PAPER_VIEW, 32).numpy()
+  out = sa.augmented(sa.per_frame_view(clip, _seed(0), PAPER_VIEW, 32)).numpy()
   per_frame_diff = np.abs(out[1:] - out[:1]).mean(axis=(1, 2, 3))
   assert np.all(per_frame_diff > 0.01)
 
 
 def test_same_seed_same_clip_other_seed_differs():
   clip = _encoded_clip(video_records.textured_frame())
-  a = sa.consistent_view(clip, _seed(1), PAPER_VIEW, 32).numpy()
-  np.testing.assert_array_equal(a, sa.consistent_view(clip, _seed(1), PAPER_VIEW,
-                                                   32).numpy())
-  assert np.abs(a - sa.consistent_view(clip, _seed(2), PAPER_VIEW, 32).numpy()
-                ).mean() > 0.01
+
+  def view(seed):
+    return sa.augmented(sa.consistent_view(clip, _seed(seed), PAPER_VIEW,
+                                           32)).numpy()
+  a = view(1)
+  np.testing.assert_array_equal(a, view(1))
+  assert np.abs(a - view(2)).mean() > 0.01
 
 
 def test_xla_and_plain_graph_agree():
   clip = _encoded_clip(video_records.textured_frame())
   for i in range(4):
-    a = sa.consistent_view(clip, _seed(i), ALWAYS, 32, use_xla=True).numpy()
-    b = sa.consistent_view(clip, _seed(i), ALWAYS, 32, use_xla=False).numpy()
+    prepared = sa.consistent_view(clip, _seed(i), ALWAYS, 32)
+    a = sa.augmented(prepared, use_xla=True).numpy()
+    b = sa.augmented(prepared, use_xla=False).numpy()
     np.testing.assert_allclose(a, b, atol=2e-5)
 
 
@@ -77,10 +82,11 @@ def test_crop_windows_follow_area_and_aspect_ranges():
 
 def test_greyscale_jpeg_and_png_frames_go_through():
   grey = tf.io.encode_jpeg(video_records.textured_frame()[:, :, :1]).numpy()
-  out = sa.consistent_view(tf.constant([grey] * 4), _seed(0), PAPER_VIEW, 32)
+  out = sa.augmented(sa.consistent_view(tf.constant([grey] * 4), _seed(0),
+                                        PAPER_VIEW, 32))
   assert out.shape == (4, 32, 32, 3)
   png = _encoded_clip(video_records.textured_frame(), 4, fmt='png')
-  out = sa.consistent_view(png, _seed(0), PAPER_VIEW, 32)
+  out = sa.augmented(sa.consistent_view(png, _seed(0), PAPER_VIEW, 32))
   assert out.shape == (4, 32, 32, 3)
 
 
@@ -114,7 +120,7 @@ def test_flip_mirrors_the_image():
   view = video_data.ViewAugmentationConfig(
       crop_area_range=(1.0, 1.0), crop_aspect_range=(1.0, 1.0), flip_prob=1.0,
       color_jitter_prob=0.0, grayscale_prob=0.0, blur_prob=0.0)
-  out = sa.consistent_view(clip, _seed(0), view, 32).numpy()
+  out = sa.augmented(sa.consistent_view(clip, _seed(0), view, 32)).numpy()
   np.testing.assert_allclose(out[0], frame[:, ::-1] / 255.0, atol=1e-6)
 
 
@@ -138,13 +144,16 @@ def test_augment_clip_applies_the_given_parameters_to_every_frame():
 def test_ablation_views():
   frame = video_records.textured_frame(40, 64)
   clip = _encoded_clip(frame, 3)
-  centre = sa.centre_crop_view(clip, _seed(0), PAPER_VIEW, 32).numpy()
+  centre = sa.augmented(sa.centre_crop_view(clip, _seed(0), PAPER_VIEW,
+                                            32)).numpy()
   # The centred 40 x 40 window of the 40 x 64 JPEG (x from 12), decoded as
-  # the decoding phase does it, resized to 32.
+  # the decoding phase does it, resized to 32
   assert frame.shape == (40, 64, 3)
   window = tf.image.decode_and_crop_jpeg(clip[0], [0, 12, 40, 40])
-  want = tf.image.resize(tf.cast(window, tf.float32)[None], [32, 32]).numpy()
+  # (rounded to uint8, as the crop is sent)
+  want = np.round(tf.image.resize(tf.cast(window, tf.float32)[None],
+                                  [32, 32]).numpy())
   np.testing.assert_allclose(centre[0], want[0] / 255.0, atol=1e-5)
   assert np.ptp(centre, axis=0).max() == 0.0
-  frames = sa.per_frame_view(clip, _seed(0), ALWAYS, 32).numpy()
+  frames = sa.augmented(sa.per_frame_view(clip, _seed(0), ALWAYS, 32)).numpy()
   assert np.abs(frames[1:] - frames[:1]).mean(axis=(1, 2, 3)).min() > 0.01

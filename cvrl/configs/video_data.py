@@ -27,6 +27,7 @@ OUTPUT_LAYOUTS = ('stacked', 'dict')
 # 'auto' follows the job's precision (cvrl.configs.precision); a pipeline
 # built outside a job reads it as float32.
 DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
+AUGMENT_ON = ('host', 'device')
 
 
 def _check_range(field: str, pair, low: float, high: float) -> None:
@@ -153,6 +154,12 @@ class VideoDataConfig(cfg.DataConfig):
   # Fuse the per-pixel augmentation with XLA (identical results up to float
   # rounding, about 3x faster on CPU hosts).
   xla_augment: bool = True
+  # Where Algorithm 1's per-pixel work runs (pretrain mode): 'host' in the
+  # tf.data map, or 'device' in the train step on the accelerator. The host
+  # then only decodes and resizes the crop window and sends uint8 frames
+  # with each clip's drawn parameters (4x fewer bytes than float32); the
+  # same seed gives the same clips in both.
+  augment_on: str = 'host'
   num_parallel_calls: int = -1  # tf.data.AUTOTUNE
   # Training steps already taken: each input pipeline skips the examples it
   # fed them (start_step x its share of the global batch) and yields exactly
@@ -193,6 +200,12 @@ class VideoDataConfig(cfg.DataConfig):
     check(self.global_batch_size >= 1, 'global_batch_size',
            self.global_batch_size, '>= 1')
     check(self.start_step >= 0, 'start_step', self.start_step, '>= 0')
+    check(self.augment_on in AUGMENT_ON, 'augment_on', self.augment_on,
+          f'one of {AUGMENT_ON}')
+    check(self.augment_on == 'host' or (
+        self.mode == 'pretrain' and self.output_layout == 'stacked'),
+          'augment_on', self.augment_on,
+          "'host' unless mode is 'pretrain' with output_layout 'stacked'")
     check(bool(self.input_path) != bool(self.tfds_name), 'input_path',
            self.input_path, 'a file pattern, or tfds_name instead (not both)')
     self.temporal.validate()

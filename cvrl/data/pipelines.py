@@ -50,8 +50,8 @@ class ClipStarts(Protocol):
 
 class View(Protocol):
   def __call__(self, encoded, seed, view: video_data.ViewAugmentationConfig,
-               crop_size: int, cropped_decode_max_area: float,
-               use_xla: bool) -> tf.Tensor: ...
+               crop_size: int, cropped_decode_max_area: float
+               ) -> spatial_augment.PreparedView: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +92,23 @@ def pretrain_steps(config: video_data.VideoDataConfig) -> PretrainSteps:
   return PretrainSteps(clip_starts=starts, view=view)
 
 
-def _static_view(view_step: View, encoded, seed, view, config) -> tf.Tensor:
-  """A view step with the static output shape TPUs need."""
-  clip = view_step(encoded, seed, view, config.crop_size,
-                   config.cropped_decode_max_area, config.xla_augment)
+def _prepared(view_step: View, encoded, seed, view,
+              config) -> spatial_augment.PreparedView:
+  """A view step's crop with the static shape TPUs need."""
+  prepared = view_step(encoded, seed, view, config.crop_size,
+                       config.cropped_decode_max_area)
+  frames = tf.ensure_shape(
+      prepared.frames,
+      [config.num_frames, config.crop_size, config.crop_size, 3])
+  return spatial_augment.PreparedView(frames, prepared.params)
+
+
+def _augmented(prepared: spatial_augment.PreparedView,
+               config) -> tf.Tensor:
+  """The per-pixel part on the host, float32 [T, S, S, 3] in [0, 1]."""
   return tf.ensure_shape(
-      clip, [config.num_frames, config.crop_size, config.crop_size, 3])
+      spatial_augment.augmented(prepared, config.xla_augment),
+      [config.num_frames, config.crop_size, config.crop_size, 3])
 
 
 def pretrain_views(example: Dict[str, tf.Tensor], seed,
@@ -106,8 +117,11 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
                    ) -> Dict[str, tf.Tensor]:
   """Two augmented clips of one video: {'image': [2, T, S, S, 3], ...}.
 
-  Phases: sample the two starts -> gather their frames -> decode and augment
-  each (`steps`, default the configured recipe's).
+  Phases: sample the two starts -> gather their frames -> decode the crop
+  windows -> the per-pixel augmentation, here (`augment_on: host`) or in the
+  train step (`device`: then 'image' is uint8 and 'view_params' [2, P] or
+  [2, T, P] holds what is left to apply). `steps`: default the configured
+  recipe's.
   """
   steps = steps or pretrain_steps(config)
   time_seed, order_seed, seed_1, seed_2 = tf.unstack(
@@ -123,9 +137,14 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
                                  (start_2, seed_2, spatial.view_2)):
     indices = ts.clip_indices(start, length, config.num_frames,
                               config.frame_stride, config.temporal.short_video)
-    views.append(_static_view(steps.view, tf.gather(frames, indices),
-                              view_seed, view, config))
-  return {'image': tf.stack(views), 'label': example['label']}
+    views.append(_prepared(steps.view, tf.gather(frames, indices), view_seed,
+                           view, config))
+  if config.augment_on == 'device':
+    return {'image': tf.stack([v.frames for v in views]),
+            'view_params': tf.stack([v.params for v in views]),
+            'label': example['label']}
+  return {'image': tf.stack([_augmented(v, config) for v in views]),
+          'label': example['label']}
 
 
 def train_clip(example: Dict[str, tf.Tensor], seed,
@@ -139,9 +158,9 @@ def train_clip(example: Dict[str, tf.Tensor], seed,
                           config.frame_stride)
   indices = ts.clip_indices(start, length, config.num_frames,
                             config.frame_stride, config.temporal.short_video)
-  image = _static_view(spatial_augment.consistent_view,
-                       tf.gather(frames, indices), view_seed,
-                       config.train_view, config)
+  image = _augmented(_prepared(spatial_augment.consistent_view,
+                               tf.gather(frames, indices), view_seed,
+                               config.train_view, config), config)
   return {'image': image, 'label': example['label']}
 
 
@@ -169,9 +188,20 @@ _PROCESSORS = {
 }
 
 
+def _views_first(x: tf.Tensor) -> tf.Tensor:
+  """[B, 2, ...] -> [2, B, ...] -> [2B, ...]: all first views, then second."""
+  perm = [1, 0] + list(range(2, x.shape.rank))
+  x = tf.transpose(x, perm)
+  return tf.reshape(x, [-1] + x.shape[2:].as_list())
+
+
 def _arrange_batch(batch: Dict[str, tf.Tensor],
                    config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
   """Normalises, casts, and lays out the two views of a pretraining batch."""
+  if 'view_params' in batch:  # augment_on: device: uint8, as decoded
+    return {'image': _views_first(batch['image']),
+            'view_params': _views_first(batch['view_params']),
+            'label': batch['label']}
   image = batch['image']
   if config.zero_centering:
     image = image * 2.0 - 1.0
@@ -182,11 +212,7 @@ def _arrange_batch(batch: Dict[str, tf.Tensor],
   if config.output_layout == 'dict':
     return {'view_1': image[:, 0], 'view_2': image[:, 1],
             'label': batch['label']}
-  # [B, 2, ...] -> [2, B, ...] -> [2B, ...]: all first views, then all second.
-  perm = [1, 0] + list(range(2, image.shape.rank))
-  image = tf.transpose(image, perm)
-  image = tf.reshape(image, [-1] + image.shape[2:].as_list())
-  return {'image': image, 'label': batch['label']}
+  return {'image': _views_first(image), 'label': batch['label']}
 
 
 def source_dataset(config: video_data.VideoDataConfig,

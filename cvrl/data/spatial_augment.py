@@ -2,13 +2,24 @@
 
 Every random choice of a view (crop window, flip, colour jitter factors and
 their order, greyscale, blur sigma, solarize) is drawn ONCE per clip from a
-stateless seed into a `ClipParams`, then `augment_clip` applies the same
-parameters to every frame: decode the crop window of each JPEG -> resize ->
-flip -> colour jitter -> greyscale -> blur -> solarize, frames in [0, 1].
+stateless seed into a `ClipParams`, then applied to every frame in two parts:
 
-The pipeline picks one of three named view steps (same signature):
+  prepare (host)    decode the crop window of each JPEG -> resize -> uint8;
+                    the per-pixel parameters packed into a float32 vector
+                    (`PreparedView`: frames [T, S, S, 3], params [P])
+  apply (anywhere)  flip -> colour jitter (random order) -> greyscale ->
+                    blur -> solarize, frames in [0, 1] (`apply_prepared`;
+                    `apply_batch` for a batch inside the train step)
+
+`augment_on: host` applies in the tf.data map, `augment_on: device` in the
+train step on the accelerator (the host then sends uint8, a quarter of the
+bytes): one implementation, so both give the same clips for the same seed.
+
+The pipeline picks one of three named view steps (same signature, all
+returning a `PreparedView`):
   consistent_view    Algorithm 1 (draw once, apply to every frame)
   per_frame_view     Table 9 ablation: every frame draws its own parameters
+                     (params [T, P])
   centre_crop_view   Table 9 ablation: no spatial augmentation
 """
 
@@ -37,6 +48,46 @@ class ClipParams(NamedTuple):
   blur: tf.Tensor        # bool
   sigma: tf.Tensor       # float32 blur sigma
   solarize: tf.Tensor    # bool
+
+
+class PreparedView(NamedTuple):
+  """A view after the host's part: its crop, and what is left to apply."""
+  frames: tf.Tensor  # uint8 [T, S, S, 3]: the crop window, resized
+  params: tf.Tensor  # float32 [P] (one draw a clip) or [T, P] (per frame)
+
+
+# flip, jitter, brightness, contrast, saturation, hue, order x 4,
+# grayscale, blur, sigma, solarize.
+NUM_PIXEL_PARAMS = 14
+# Changes nothing: no flip, jitter, greyscale, blur or solarize.
+IDENTITY_PIXEL_PARAMS = (0., 0., 1., 1., 1., 0., 0., 1., 2., 3., 0., 0., 1.,
+                         0.)
+
+
+def pack_pixel_params(params: ClipParams) -> tf.Tensor:
+  """The per-pixel choices of `params` as float32 [NUM_PIXEL_PARAMS] (exact:
+  flags are 0/1, the order's integers are small)."""
+  def f32(x):
+    return tf.cast(x, tf.float32)
+  return tf.concat([
+      tf.stack([f32(params.flip), f32(params.jitter), f32(params.brightness),
+                f32(params.contrast), f32(params.saturation),
+                f32(params.hue)]),
+      f32(params.order),
+      tf.stack([f32(params.grayscale), f32(params.blur), f32(params.sigma),
+                f32(params.solarize)])], axis=0)
+
+
+def unpack_pixel_params(packed: tf.Tensor) -> ClipParams:
+  """Inverse of `pack_pixel_params` (the window is not needed any more)."""
+  def flag(i):
+    return packed[i] > 0.5
+  return ClipParams(
+      window=tf.zeros([4], tf.int32), flip=flag(0), jitter=flag(1),
+      brightness=packed[2], contrast=packed[3], saturation=packed[4],
+      hue=packed[5], order=tf.cast(packed[6:10], tf.int32),
+      grayscale=flag(10), blur=flag(11), sigma=packed[12],
+      solarize=flag(13))
 
 
 def _split(seed, n):
@@ -168,12 +219,13 @@ def gaussian_blur(frames, sigma, kernel_size: int) -> tf.Tensor:
 
 
 def apply_pixels(frames, params: ClipParams, crop_size: int) -> tf.Tensor:
-  """[T, S, S, 3] in [0, 255] -> flipped, jittered, ... frames in [0, 1].
+  """[T, S, S, 3] in [0, 255] (uint8 or float) -> flipped, jittered, ...
+  float32 frames in [0, 1].
 
-  Shapes are static here, so `apply_pixels_xla` compiles it once per clip
+  Shapes are static here, so `apply_prepared_xla` compiles it once per clip
   shape.
   """
-  frames = frames / 255.0
+  frames = tf.cast(frames, tf.float32) / 255.0
   frames = tf.cond(params.flip, lambda: tf.reverse(frames, axis=[2]),
                    lambda: frames)
   frames = tf.cond(params.jitter, lambda: color_jitter(frames, params),
@@ -192,11 +244,49 @@ def apply_pixels(frames, params: ClipParams, crop_size: int) -> tf.Tensor:
   return tf.clip_by_value(frames, 0.0, 1.0)
 
 
-# The dense per-pixel work of a view, fused by XLA: 3x faster colour jitter
-# and the blur in one pass. Shapes are fixed ([T, S, S, 3]), so it compiles
-# once; a nested jit_compile function runs inside tf.data map functions.
-apply_pixels_xla = tf.function(apply_pixels, jit_compile=True,
-                               reduce_retracing=True)
+def apply_prepared(frames: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
+  """The per-pixel part of one view: uint8 [T, S, S, 3] and packed params
+  [P] (the clip's draw) or [T, P] (a draw per frame, each frame its own
+  one-frame clip) -> float32 [T, S, S, 3] in [0, 1]."""
+  crop_size = frames.shape[-2]
+  if params.shape.rank == 1:
+    return apply_pixels(frames, unpack_pixel_params(params), crop_size)
+  return tf.map_fn(
+      lambda args: apply_pixels(args[0][None], unpack_pixel_params(args[1]),
+                                crop_size)[0],
+      (frames, params),
+      fn_output_signature=tf.TensorSpec(frames.shape[1:], tf.float32))
+
+
+def apply_batch(images: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
+  """`apply_prepared` over a batch: uint8 [N, T, S, S, 3], params [N, P]
+  or [N, T, P] -> float32 [N, T, S, S, 3]. Runs in the train step
+  (`augment_on: device`), under any strategy and inside XLA."""
+  return tf.map_fn(
+      lambda args: apply_prepared(args[0], args[1]), (images, params),
+      fn_output_signature=tf.TensorSpec(images.shape[1:], tf.float32))
+
+
+# The dense per-pixel work fused by XLA: 3x faster colour jitter and the blur
+# in one pass. Shapes are fixed, so each compiles once; a nested jit_compile
+# function runs inside tf.data map functions and inside train steps.
+# (Not reduce_retracing: the crop size is read from the static frame shape.)
+apply_prepared_xla = tf.function(apply_prepared, jit_compile=True)
+apply_batch_xla = tf.function(apply_batch, jit_compile=True)
+
+
+def augmented(prepared: PreparedView, use_xla: bool = True) -> tf.Tensor:
+  """Both parts on the spot: the view as the model sees it, float32."""
+  apply = apply_prepared_xla if use_xla else apply_prepared
+  return apply(prepared.frames, prepared.params)
+
+
+def _crop_uint8(encoded, window, crop_size, cropped_decode_max_area,
+                frame_hw) -> tf.Tensor:
+  """The window of every frame, resized to S x S and rounded to uint8."""
+  frames = decoding.crop_resize(encoded, window, crop_size,
+                                cropped_decode_max_area, frame_hw)
+  return tf.saturate_cast(tf.round(frames), tf.uint8)
 
 
 def augment_clip(encoded: tf.Tensor, params: ClipParams, crop_size: int,
@@ -208,44 +298,47 @@ def augment_clip(encoded: tf.Tensor, params: ClipParams, crop_size: int,
   cropped_decode_max_area: see VideoDataConfig; use_xla: fuse the per-pixel
   work with XLA (same result up to float rounding, faster).
   """
-  frames = decoding.crop_resize(encoded, params.window, crop_size,
-                                cropped_decode_max_area,
-                                decoding.frame_shape(encoded[0]))
-  apply = apply_pixels_xla if use_xla else apply_pixels
-  return apply(frames, params, crop_size)
+  frames = _crop_uint8(encoded, params.window, crop_size,
+                       cropped_decode_max_area,
+                       decoding.frame_shape(encoded[0]))
+  return augmented(PreparedView(frames, pack_pixel_params(params)), use_xla)
 
 
 def consistent_view(encoded: tf.Tensor, seed,
                     view: video_data.ViewAugmentationConfig, crop_size: int,
-                    cropped_decode_max_area: float = 0.9,
-                    use_xla: bool = True) -> tf.Tensor:
+                    cropped_decode_max_area: float = 0.9) -> PreparedView:
   """Algorithm 1: one draw for the clip, applied to every frame."""
-  params = draw_clip_params(seed, view, decoding.frame_shape(encoded[0]))
-  return augment_clip(encoded, params, crop_size, cropped_decode_max_area,
-                      use_xla)
+  frame_hw = decoding.frame_shape(encoded[0])
+  params = draw_clip_params(seed, view, frame_hw)
+  frames = _crop_uint8(encoded, params.window, crop_size,
+                       cropped_decode_max_area, frame_hw)
+  return PreparedView(frames, pack_pixel_params(params))
 
 
 def per_frame_view(encoded: tf.Tensor, seed,
                    view: video_data.ViewAugmentationConfig, crop_size: int,
-                   cropped_decode_max_area: float = 0.9,
-                   use_xla: bool = True) -> tf.Tensor:
+                   cropped_decode_max_area: float = 0.9) -> PreparedView:
   """Table 9 ablation: every frame draws its own parameters."""
   seeds = tf.random.experimental.stateless_split(seed, tf.shape(encoded)[0])
-  return tf.map_fn(
-      lambda args: consistent_view(args[0][None], args[1], view, crop_size,
-                                   cropped_decode_max_area, use_xla)[0],
-      (encoded, seeds),
-      fn_output_signature=tf.TensorSpec([crop_size, crop_size, 3],
-                                        tf.float32))
+
+  def one(args):
+    prepared = consistent_view(args[0][None], args[1], view, crop_size,
+                               cropped_decode_max_area)
+    return prepared.frames[0], prepared.params
+  frames, params = tf.map_fn(
+      one, (encoded, seeds),
+      fn_output_signature=(tf.TensorSpec([crop_size, crop_size, 3], tf.uint8),
+                           tf.TensorSpec([NUM_PIXEL_PARAMS], tf.float32)))
+  return PreparedView(frames, params)
 
 
 def centre_crop_view(encoded: tf.Tensor, seed,
                      view: video_data.ViewAugmentationConfig, crop_size: int,
-                     cropped_decode_max_area: float = 0.9,
-                     use_xla: bool = True) -> tf.Tensor:
+                     cropped_decode_max_area: float = 0.9) -> PreparedView:
   """Table 9 ablation: the centre square resized, nothing random."""
-  del seed, view, use_xla
+  del seed, view
   frame_hw = decoding.frame_shape(encoded[0])
   window = centre_square_window(frame_hw[0], frame_hw[1])
-  return decoding.crop_resize(encoded, window, crop_size,
-                              cropped_decode_max_area, frame_hw) / 255.0
+  frames = _crop_uint8(encoded, window, crop_size, cropped_decode_max_area,
+                       frame_hw)
+  return PreparedView(frames, tf.constant(IDENTITY_PIXEL_PARAMS, tf.float32))

@@ -22,6 +22,7 @@ from official.core import task_factory
 from cvrl.eval import knn
 from cvrl import losses
 from cvrl.configs import pretrain as pretrain_cfg
+from cvrl.data import spatial_augment
 from cvrl.modeling import cvrl_model
 from cvrl.tasks import video_task
 
@@ -108,7 +109,23 @@ class PretrainTask(video_task.VideoTask):
     strips = tf.concat([_frame_strip(v) for v in pair], axis=1)
     tf.summary.image('augmented_views', strips, max_outputs=clips)
 
+  def device_preprocess(self, inputs):
+    """augment_on: device: Algorithm 1's per-pixel part, batched, here in the
+    step (the host sent uint8 crops and each clip's drawn parameters)."""
+    if 'view_params' not in inputs:
+      return inputs
+    data = self.task_config.train_data
+    apply = (spatial_augment.apply_batch_xla if data.xla_augment
+             else spatial_augment.apply_batch)
+    views = apply(inputs['image'], inputs['view_params'])
+    if data.zero_centering:
+      views = views * 2.0 - 1.0
+    out = {k: v for k, v in inputs.items() if k != 'view_params'}
+    out['image'] = views
+    return out
+
   def validation_step(self, inputs, model, metrics=None):
+    inputs = self.device_preprocess(inputs)
     logs, outputs = self.step_losses(model, inputs, training=False)
     out = self._step_logs(logs, inputs, outputs, metrics)
     if self.task_config.knn_monitor.k:

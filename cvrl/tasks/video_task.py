@@ -4,6 +4,7 @@ Both tasks (pretraining, classification) are the same loop around different
 models and losses; what differs is what they implement:
 
   make_model()                          the Keras model (build_model seeds it)
+  device_preprocess(inputs)             input work on the accelerator
   forward(model, inputs, training)      the model's outputs for a batch
   build_losses(labels, model_outputs,   {'total_loss': ..., named parts}
                aux_losses)              (aux_losses: the weight decay)
@@ -84,7 +85,14 @@ class VideoTask(base_task.Task):
         compute, optimizer, lambda: model.trainable_variables)
     return logs, grads, kept['outputs']
 
+  def device_preprocess(self, inputs):
+    """Input work done on the accelerator at the start of a step (nothing
+    by default; pretraining applies Algorithm 1's per-pixel part there with
+    `augment_on: device`)."""
+    return inputs
+
   def train_step(self, inputs, model, optimizer, metrics=None):
+    inputs = self.device_preprocess(inputs)
     logs, grads, outputs = self._grads_fn(model, optimizer, inputs)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     self.after_train_step(inputs)
@@ -95,6 +103,7 @@ class VideoTask(base_task.Task):
     del inputs
 
   def validation_step(self, inputs, model, metrics=None):
+    inputs = self.device_preprocess(inputs)
     logs, outputs = self.step_losses(model, inputs, training=False)
     return self._step_logs(logs, inputs, outputs, metrics)
 

@@ -112,22 +112,47 @@ def render_video(label: str, seed: int, num_frames: int, size: int,
   return frames
 
 
+def rgb_to_yuv420p(image: np.ndarray) -> np.ndarray:
+  """uint8 [H, W, 3] RGB -> PyAV's yuv420p layout [H * 3 / 2, W] (BT.601
+  limited range, chroma averaged over 2 x 2 pixels), deterministically."""
+  rgb = image.astype(np.float64)
+  r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+  y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+  u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+  v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+  height, width = y.shape
+
+  def quarter(plane):
+    return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+  planes = [y, quarter(u).reshape(height // 4, width),
+            quarter(v).reshape(height // 4, width)]
+  return np.clip(np.round(np.concatenate(planes)), 0, 255).astype(np.uint8)
+
+
 def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
-  """Encodes frames [T, H, W, 3] to H.264 (MPEG-4 Part 2 if x264 is absent)."""
-  codec = 'libx264' if 'libx264' in av.codecs_available else 'mpeg4'
+  """Encodes frames [T, H, W, 3] to MPEG-4 Part 2 in an .mp4, near-lossless.
+
+  Not H.264: libx264 (single-threaded, same options) wrote different
+  inter-frame decisions for the same frames from run to run when the machine
+  was loaded, so the same seed gave other files; FFmpeg's own MPEG-4 encoder
+  writes the same bytes every time (tested under load).
+  """
+  codec = 'mpeg4'
   with av.open(path, mode='w') as container:
     stream = container.add_stream(codec, rate=fractions.Fraction(fps, 1))
     stream.width, stream.height = frames.shape[2], frames.shape[1]
     stream.pix_fmt = 'yuv420p'
-    # Near-lossless, single-threaded: deterministic files for the same seed.
-    stream.options = {'crf': '12', 'threads': '1'} if codec == 'libx264' else {}
+    # Single-threaded: deterministic files for the same seed.
+    # A bitrate far above what the frames need: the quantiser stays at its
+    # floor (near-lossless).
+    stream.bit_rate = 50_000_000
+    stream.options = {'threads': '1'}
     stream.thread_count = 1
     for image in frames:
-      # Converted to yuv420p here, not inside encode(): PyAV's implicit
-      # conversion gives other pixels from the second video a process encodes
-      # on, so which worker encoded which video changed the files.
-      frame = av.VideoFrame.from_ndarray(image, 'rgb24').reformat(
-          format='yuv420p')
+      # Converted to yuv420p here in NumPy rather than by swscale inside
+      # encode(), where the first video a process encoded once came out
+      # different from the same video encoded later.
+      frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(image), 'yuv420p')
       for packet in stream.encode(frame):
         container.mux(packet)
     for packet in stream.encode():
