@@ -1,0 +1,62 @@
+r"""Linear probe of exported features (`cvrl.eval.probe`).
+
+  python -m cvrl.tools.export_features --experiment=cvrl_pretrain_demo \
+      --checkpoint=demo_output/pretrain --pattern='demo_output/tfrecords/train/*' \
+      --output=/tmp/train.npz
+  (the same for the test records -> /tmp/test.npz, and for a random encoder)
+  python -m cvrl.tools.probe --train=/tmp/train.npz --test=/tmp/test.npz
+
+Standardised features, multinomial logistic regression; the L2 penalty is
+chosen on a class-stratified 20% of the training set, then refitted on all of
+it; the test set is used once. `--label_key` picks another label array of the
+.npz files (e.g. a second factor of a synthetic set).
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from cvrl.eval import probe
+
+_TRAIN = flags.DEFINE_string('train', None, '.npz of the training videos.')
+_TEST = flags.DEFINE_string('test', None, '.npz of the test videos.')
+_LABEL_KEY = flags.DEFINE_string('label_key', 'labels',
+                                 'Label array in the .npz files.')
+_HOLDOUT = flags.DEFINE_float('holdout', 0.2,
+                              'Share of train that chooses the penalty.')
+
+
+def _load(path: str):
+  with open(path, 'rb') as f:
+    data = np.load(f)
+    if _LABEL_KEY.value not in data:
+      raise ValueError(f'{path}: no array {_LABEL_KEY.value!r} (has '
+                       f'{sorted(data.files)})')
+    return data['features'], data[_LABEL_KEY.value]
+
+
+def main(argv):
+  del argv
+  if not _TRAIN.value or not _TEST.value:
+    raise app.UsageError('--train and --test are required')
+  try:
+    train_x, train_y = _load(_TRAIN.value)
+    test_x, test_y = _load(_TEST.value)
+    result = probe.linear_probe(train_x, train_y, test_x, test_y,
+                                holdout=_HOLDOUT.value)
+  except (OSError, ValueError) as e:
+    print(f'probe: error: {e}', file=sys.stderr)
+    return 1
+  chance = 1.0 / result.num_classes
+  print(f'linear probe ({result.num_classes} classes, chance '
+        f'{100 * chance:.2f}): test top-1 {100 * result.test_top1:.2f}, train '
+        f'{100 * result.train_top1:.2f}, l2 {result.l2:g} (held-out top-1 '
+        + ', '.join(f'{l2:g}: {100 * v:.1f}'
+                    for l2, v in result.validation_top1.items()) + ')')
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)
