@@ -1,11 +1,13 @@
 """What an experiment config still needs when a job starts, in one place.
 
-Every entry point (`cvrl.tools.train`, `cvrl.tools.export_features`, the benchmarks)
-parses its experiment the same way, then calls `prepare` right before the
-config is locked:
+Every command (`cvrl.tools.train`, `cvrl.tools.export_features`) parses
+Model Garden's flags (`--experiment`, `--config_file`, `--params_override`,
+`--tpu`) with `parse_flags`; programs and benchmarks use `parse_experiment`
+(the same strict overrides); all call `prepare` right before the config is
+locked:
 
-  params = launch.parse_experiment('cvrl_pretrain_k400', [yaml], override)
-  lines = launch.prepare(params)   # schedule from epochs, precision
+  params = launch.parse_flags(FLAGS)   # or parse_experiment(name, ...)
+  lines = launch.prepare(params)       # schedule from epochs, precision
   params.lock()
 
 `prepare` derives the step counts from epochs and the dataset size
