@@ -23,8 +23,18 @@ OUT=${1:-${OUT:-gpu_check_output}}
 mkdir -p "$OUT"
 LOG="$OUT/gpu_check.log"
 PY=${PYTHON:-.venv/bin/python}
-export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
+# Memory grown on demand, so that nvidia-smi's reading is what a run needs.
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1 TF_FORCE_GPU_ALLOW_GROWTH=true
 say() { echo "== $*" | tee -a "$LOG"; }
+# Peak GPU memory of whatever runs between watch_memory FILE and peak_memory FILE.
+watch_memory() {
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 \
+      > "$1" 2>/dev/null & WATCH=$!
+}
+peak_memory() {
+  kill "$WATCH" 2>/dev/null; wait "$WATCH" 2>/dev/null
+  echo "peak GPU memory $(sort -n "$1" 2>/dev/null | tail -1) MiB"
+}
 : > "$LOG"
 say "$(date -u) $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1)"
 $PY -c "import tensorflow as tf; print('TF', tf.__version__, tf.config.list_physical_devices('GPU'))" 2>&1 | tail -1 | tee -a "$LOG"
@@ -55,24 +65,22 @@ for run in runlocal batch32_host batch32_device; do
   [ $run != runlocal ] && extra=",task.train_data.global_batch_size=32,task.train_data.crop_size=224,trainer.train_steps=20,trainer.steps_per_loop=10,trainer.summary_interval=10,trainer.checkpoint_interval=20,trainer.validation_interval=20,task.train_data.augment_on=${run#batch32_}"
   rm -rf "$OUT/k400_$run"
   start=$(date +%s)
+  watch_memory "$OUT/k400_$run.mem"
   timeout 170 $PY -m cvrl.tools.train --experiment=cvrl_pretrain_k400_200ep \
       --mode=train_and_eval --model_dir="$OUT/k400_$run" \
       --config_file=experiments/pretrain_k400_r3d50_200ep.yaml \
       --config_file=experiments/runlocal.yaml \
       --params_override="$paths$extra" > "$OUT/k400_$run.log" 2>&1
   rc=$?
+  memory=$(peak_memory "$OUT/k400_$run.mem")
   grep -h "precision:" "$OUT/k400_$run.log" | tail -1 | tee -a "$LOG"
-  say "k400_$run: exit $rc in $(( $(date +%s) - start )) s"
+  say "k400_$run: exit $rc in $(( $(date +%s) - start )) s; $memory"
   $PY - "$OUT/k400_$run/train" <<'PY' 2>/dev/null | tee -a "$LOG"
 import sys
-import tensorflow as tf
 from cvrl.eval import reports
 scalars = reports.read_scalars(sys.argv[1])
 rate = scalars.get('examples_per_second', {})
 print('examples/s by step:', {k: round(v, 1) for k, v in sorted(rate.items())})
-print('peak device memory MiB:',
-      tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2**20
-      if tf.config.list_physical_devices('GPU') else None, '(this process)')
 PY
 done
 
@@ -90,9 +98,11 @@ if [ ! -d "$DEMO/tfrecords/train" ]; then
 fi
 rm -rf "$OUT/demo"
 start=$(date +%s)
+watch_memory "$OUT/demo.mem"
 timeout 120 $PY -m cvrl.tools.train --experiment=cvrl_pretrain_demo --mode=train \
     --model_dir="$OUT/demo" --params_override="task.train_data.input_path=$DEMO/tfrecords/train/*.tfrecord,task.validation_data.input_path=$DEMO/tfrecords/val/*.tfrecord,runtime.mixed_precision_dtype=auto,trainer.train_steps=60" \
     > "$OUT/demo.log" 2>&1
-say "demo: exit $? in $(( $(date +%s) - start )) s; $(grep -h 'precision:' "$OUT/demo.log" | tail -1)"
+rc=$?
+say "demo: exit $rc in $(( $(date +%s) - start )) s; $(peak_memory "$OUT/demo.mem"); $(grep -h 'precision:' "$OUT/demo.log" | tail -1)"
 $PY -m cvrl.tools.run_summary --model_dir="$OUT/demo" 2>&1 | tee -a "$LOG"
 say "done: $LOG"
