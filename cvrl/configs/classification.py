@@ -49,10 +49,10 @@ class ClassificationModelConfig(modeling.EncoderConfig):
   def validate(self) -> None:
     super().validate()
     base.check(self.head.num_classes >= 2, 'model.head.num_classes',
-                     self.head.num_classes, '>= 2')
+               self.head.num_classes, '>= 2')
     base.check(0.0 <= self.head.dropout_rate < 1.0,
-                     'model.head.dropout_rate', self.head.dropout_rate,
-                     'in [0, 1)')
+               'model.head.dropout_rate', self.head.dropout_rate,
+               'in [0, 1)')
 
 
 @dataclasses.dataclass
@@ -82,19 +82,19 @@ class ClassificationTaskConfig(cfg.TaskConfig):
   def validate(self) -> None:
     self.model.validate()
     base.check(
-        bool(self.init_checkpoint) != self.random_backbone,
-        'task.init_checkpoint', self.init_checkpoint,
-        'a pretrained checkpoint (file or folder), or task.random_backbone='
-        'true for a randomly initialised encoder, not both')
+               bool(self.init_checkpoint) != self.random_backbone,
+               'task.init_checkpoint', self.init_checkpoint,
+               'a pretrained checkpoint (file or folder), or task.random_backbone='
+               'true for a randomly initialised encoder, not both')
     base.check(self.l2_weight_decay >= 0, 'task.l2_weight_decay',
-                     self.l2_weight_decay, '>= 0')
+               self.l2_weight_decay, '>= 0')
     base.check(0.0 <= self.label_smoothing < 1.0,
-                     'task.label_smoothing', self.label_smoothing, 'in [0, 1)')
+               'task.label_smoothing', self.label_smoothing, 'in [0, 1)')
     base.check(self.train_data.mode == 'train', 'train_data.mode',
-                     self.train_data.mode, "'train'")
+               self.train_data.mode, "'train'")
     base.check(self.validation_data.mode in ('train', 'test'),
-                     'validation_data.mode', self.validation_data.mode,
-                     "'test' (multi-view) or 'train'")
+               'validation_data.mode', self.validation_data.mode,
+               "'test' (multi-view) or 'train'")
     self.train_data.validate()
 
 

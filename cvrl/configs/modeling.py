@@ -38,12 +38,12 @@ class R3DConfig(hyperparams.Config):
 
   def validate(self, prefix: str = 'model.backbone.cvrl_r3d') -> None:
     base.check(self.depth in BLOCK_COUNTS, f'{prefix}.depth', self.depth,
-                     f'one of {sorted(BLOCK_COUNTS)}')
+               f'one of {sorted(BLOCK_COUNTS)}')
     base.check(self.width_multiplier > 0, f'{prefix}.width_multiplier',
-                     self.width_multiplier, '> 0')
+               self.width_multiplier, '> 0')
     base.check(len(self.stage_temporal_kernels) == 4,
-                     f'{prefix}.stage_temporal_kernels',
-                     self.stage_temporal_kernels, '4 values (res2..res5)')
+               f'{prefix}.stage_temporal_kernels',
+               self.stage_temporal_kernels, '4 values (res2..res5)')
 
 
 @dataclasses.dataclass
@@ -65,10 +65,10 @@ class ProjectionHeadConfig(hyperparams.Config):
 
   def validate(self, prefix: str = 'model.projection_head') -> None:
     base.check(0 <= self.num_hidden_layers <= 3,
-                     f'{prefix}.num_hidden_layers', self.num_hidden_layers,
-                     'in [0, 3]')
+               f'{prefix}.num_hidden_layers', self.num_hidden_layers,
+               'in [0, 3]')
     base.check(self.output_dim >= 1, f'{prefix}.output_dim',
-                     self.output_dim, '>= 1')
+               self.output_dim, '>= 1')
 
 
 @dataclasses.dataclass
@@ -83,7 +83,7 @@ class EncoderConfig(hyperparams.Config):
 
   def validate(self) -> None:
     base.check(self.backbone.type == 'cvrl_r3d', 'model.backbone.type',
-                     self.backbone.type, "'cvrl_r3d'")
+               self.backbone.type, "'cvrl_r3d'")
     self.backbone.cvrl_r3d.validate()
 
 

@@ -75,20 +75,20 @@ class PretrainTaskConfig(cfg.TaskConfig):
   def validate(self) -> None:
     self.model.validate()
     base.check(self.losses.temperature > 0, 'losses.temperature',
-                     self.losses.temperature, '> 0')
+               self.losses.temperature, '> 0')
     base.check(self.losses.reduction in losses.REDUCTIONS,
-                     'losses.reduction', self.losses.reduction,
-                     f'one of {losses.REDUCTIONS}')
+               'losses.reduction', self.losses.reduction,
+               f'one of {losses.REDUCTIONS}')
     base.check(self.losses.l2_weight_decay >= 0,
-                     'losses.l2_weight_decay', self.losses.l2_weight_decay,
-                     '>= 0')
+               'losses.l2_weight_decay', self.losses.l2_weight_decay,
+               '>= 0')
     base.check(self.knn_monitor.k >= 0, 'knn_monitor.k',
-                     self.knn_monitor.k, '>= 0')
+               self.knn_monitor.k, '>= 0')
     base.check(self.knn_monitor.temperature > 0,
-                     'knn_monitor.temperature', self.knn_monitor.temperature,
-                     '> 0')
+               'knn_monitor.temperature', self.knn_monitor.temperature,
+               '> 0')
     base.check(self.train_data.mode == 'pretrain', 'train_data.mode',
-                     self.train_data.mode, "'pretrain'")
+               self.train_data.mode, "'pretrain'")
     self.train_data.validate()
 
 

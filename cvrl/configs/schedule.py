@@ -66,19 +66,19 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
         'length (epochs, or steps)')
   if not epochs:
     return {}
-  base.check(epochs > 0, 'trainer.epochs', epochs, '>= 0')
+  base.check(epochs > 0, 'trainer.epochs', epochs, '> 0')
   data = params.task.train_data
   base.check(
-      data.num_examples > 0, 'task.train_data.num_examples',
-      data.num_examples,
-      'the number of training videos (> 0): the schedule is derived from '
-      'it; inspect_tfrecords prints it')
+             data.num_examples > 0, 'task.train_data.num_examples',
+             data.num_examples,
+             'the number of training videos (> 0): the schedule is derived from '
+             'it; inspect_tfrecords prints it')
   steps_per_epoch = data.num_examples / data.global_batch_size
   explicit_steps = trainer.train_steps > 0
   total = (trainer.train_steps if explicit_steps
            else max(1, int(round(epochs * steps_per_epoch))))
   base.check(trainer.warmup_epochs >= 0, 'trainer.warmup_epochs',
-                   trainer.warmup_epochs, '>= 0')
+             trainer.warmup_epochs, '>= 0')
   warmup = min(int(round(trainer.warmup_epochs * steps_per_epoch)),
                total - 1)
   trainer.train_steps = total
@@ -114,9 +114,9 @@ def _size_learning_rate(optimization, total: int, warmup: int) -> None:
   """Linear warmup over `warmup` steps, then the decay ends at `total`."""
   lr = optimization.learning_rate
   base.check(
-      lr.type in _SIZED_SCHEDULES,
-      'trainer.optimizer_config.learning_rate.type', lr.type,
-      f'one of {_SIZED_SCHEDULES} (the schedules derived from epochs)')
+             lr.type in _SIZED_SCHEDULES,
+             'trainer.optimizer_config.learning_rate.type', lr.type,
+             f'one of {_SIZED_SCHEDULES} (the schedules derived from epochs)')
   if lr.type == 'cosine':
     # Model Garden's CosineDecay with offset: lr(step) = cosine(step - offset)
     # so the half-cosine starts where warmup ends and is 0 at `total`.
