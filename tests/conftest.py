@@ -49,6 +49,19 @@ def real_video(name: str) -> str:
   return path
 
 
+def small_pretrain_config(**overrides):
+  """The demo's pretraining task config at test size: R3D-14 at width 0.125,
+  4 x 32 x 32 clips, no image summaries (then `overrides`)."""
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+  config = exp_factory.get_exp_config('cvrl_pretrain_demo').task
+  config.model.backbone.cvrl_r3d.width_multiplier = 0.125
+  config.train_data.num_frames = 4
+  config.train_data.crop_size = 32
+  config.image_summary_clips = 0
+  return config.replace(**overrides) if overrides else config
+
+
 def run_module(module, *args, check=True, timeout=600):
   """Runs `python -m module args` from the repo root; returns the result."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)

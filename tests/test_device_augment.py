@@ -14,6 +14,7 @@ from cvrl.configs import video_data
 from cvrl.data import pipelines
 from cvrl.data import spatial_augment
 from tests import video_records
+from tests.conftest import small_pretrain_config
 
 T, S = 4, 32
 ALWAYS = dict(flip_prob=1.0, color_jitter_prob=1.0, grayscale_prob=0.5,
@@ -101,13 +102,9 @@ def test_device_mode_is_checked():
 
 
 def _task(augment_on, jit=False):
-  config = exp_factory.get_exp_config('cvrl_pretrain_demo').task
-  config.model.backbone.cvrl_r3d.width_multiplier = 0.125
-  config.train_data.num_frames, config.train_data.crop_size = T, S
-  config.train_data.augment_on = augment_on
-  config.image_summary_clips = 2
-  config.jit_compile = jit
-  return task_factory.get_task(config)
+  return task_factory.get_task(small_pretrain_config(
+      train_data={'augment_on': augment_on}, image_summary_clips=2,
+      jit_compile=jit))
 
 
 @pytest.mark.parametrize('jit', [False, True])

@@ -13,6 +13,7 @@ from official.modeling import performance
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
 from cvrl.configs import launch
 from cvrl.configs import precision
+from tests.conftest import small_pretrain_config
 
 TPU = precision.Devices(tpu=True)
 CPU = precision.Devices()
@@ -87,12 +88,7 @@ def _small_step(dtype, steps=2, loss_scale=None):
   (Model Garden's default for float16), a number a fixed scale."""
   performance.set_mixed_precision_policy(dtype)
   try:
-    config = exp_factory.get_exp_config('cvrl_pretrain_demo').task
-    config.model.backbone.cvrl_r3d.width_multiplier = 0.125
-    config.train_data.num_frames, config.train_data.crop_size = 4, 32
-    config.image_summary_clips = 0
-    config.jit_compile = True
-    task = task_factory.get_task(config)
+    task = task_factory.get_task(small_pretrain_config(jit_compile=True))
     model = task.build_model()
     optimizer = task.create_optimizer(
         exp_factory.get_exp_config('cvrl_pretrain_demo').trainer

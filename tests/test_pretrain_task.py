@@ -17,19 +17,11 @@ from cvrl.configs import launch
 from cvrl.configs import precision
 from cvrl.configs import video_data
 from cvrl.tasks import pretrain
+from tests.conftest import small_pretrain_config
 
 EXPERIMENTS = ('cvrl_pretrain_k400', 'cvrl_pretrain_k600',
                'cvrl_pretrain_k400_200ep', 'cvrl_pretrain_k600_200ep',
                'cvrl_pretrain_demo')
-
-
-def _small_task_config(**overrides):
-  config = exp_factory.get_exp_config('cvrl_pretrain_demo').task
-  config.model.backbone.cvrl_r3d.width_multiplier = 0.125
-  config.train_data.num_frames = 4
-  config.train_data.crop_size = 32
-  config.image_summary_clips = 0
-  return config.replace(**overrides) if overrides else config
 
 
 def _batch(n=4, t=4, s=32, seed=0):
@@ -82,18 +74,18 @@ def test_strict_overrides_and_ranges_name_the_field():
   config = exp_factory.get_exp_config('cvrl_pretrain_demo')
   with pytest.raises(KeyError, match='temprature'):
     config.override({'task': {'losses': {'temprature': 0.2}}})
-  bad = _small_task_config()
+  bad = small_pretrain_config()
   bad.losses.temperature = 0.0
   with pytest.raises(base.ConfigError, match='losses.temperature'):
     task_factory.get_task(bad)
-  bad = _small_task_config()
+  bad = small_pretrain_config()
   bad.model.projection_head.num_hidden_layers = 4
   with pytest.raises(base.ConfigError, match='num_hidden_layers'):
     task_factory.get_task(bad)
 
 
 def test_train_steps_learn_on_a_fixed_batch():
-  task = task_factory.get_task(_small_task_config())
+  task = task_factory.get_task(small_pretrain_config())
   assert isinstance(task, pretrain.PretrainTask)
   model = task.build_model()
   optimizer = tf_keras.optimizers.SGD(0.1, momentum=0.9)
@@ -115,8 +107,8 @@ def test_train_steps_learn_on_a_fixed_batch():
 
 
 def test_jit_compiled_step_matches_the_plain_one():
-  config = _small_task_config(jit_compile=True)
-  plain_task = task_factory.get_task(_small_task_config())
+  config = small_pretrain_config(jit_compile=True)
+  plain_task = task_factory.get_task(small_pretrain_config())
   jit_task = task_factory.get_task(config)
   model = plain_task.build_model()
   batch = _batch(seed=3)
@@ -130,7 +122,7 @@ def test_jit_compiled_step_matches_the_plain_one():
 
 def test_train_step_under_mirrored_strategy_equals_one_device(
     mirrored_strategy):
-  config = _small_task_config()
+  config = small_pretrain_config()
   config.model.norm_activation.use_sync_bn = True
   task = task_factory.get_task(config)
   batch = _batch(n=4, seed=5)
@@ -159,7 +151,7 @@ def test_train_step_under_mirrored_strategy_equals_one_device(
 
 
 def test_knn_monitor_collects_validation_features_and_reduces_to_knn():
-  task = task_factory.get_task(_small_task_config())
+  task = task_factory.get_task(small_pretrain_config())
   model = task.build_model()
   batches = []
   for seed in range(3):
@@ -189,7 +181,7 @@ def test_knn_monitor_collects_validation_features_and_reduces_to_knn():
   unlabelled = {'knn_features': np.zeros((4, 8), np.float32),
                 'knn_labels': np.full([4], -1, np.int32)}
   assert task.reduce_aggregated_logs(task.aggregate_logs(None, unlabelled)) == {}
-  off = task_factory.get_task(_small_task_config(knn_monitor={'k': 0}))
+  off = task_factory.get_task(small_pretrain_config(knn_monitor={'k': 0}))
   logs = off.validation_step(batches[0], model, off.build_metrics(False))
   assert 'knn_features' not in logs
 
@@ -199,7 +191,7 @@ def test_release_loss_scale_doubles_the_contrastive_gradient_only():
   against the same weight decay: d(total)/dw = 2 g_contrastive + g_decay."""
   grads = {}
   for reduction in ('mean', 'sum_of_directions'):
-    config = _small_task_config()
+    config = small_pretrain_config()
     config.losses.reduction = reduction
     config.losses.l2_weight_decay = 1e-2
     task = task_factory.get_task(config)
