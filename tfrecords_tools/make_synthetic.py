@@ -3,9 +3,17 @@ r"""Writes a small synthetic action dataset as real mp4 files plus CSVs.
   python -m tfrecords_tools.make_synthetic --output_dir=/tmp/synthetic \
       --videos_per_class=40
 
-See `tfrecords_tools.synthetic` for what the videos show. Output:
+See `tfrecords_tools.datasets.synthetic` for what the videos show. Output:
 videos/<class>/<class>_<k>.mp4, train.csv and val.csv (`path,label`, paths
 relative to --output_dir), label_map.txt. The same --seed gives the same videos.
+
+--kind=nuisance writes the factor-controlled set of
+`tfrecords_tools.datasets.nuisance` instead (object shape x motion direction
+on per-video backgrounds; --videos_per_class is then videos per (shape,
+direction) pair; train.csv / test.csv, factors.csv with both labels):
+
+  python -m tfrecords_tools.make_synthetic --kind=nuisance \
+      --output_dir=/tmp/nuisance --videos_per_class=20 --val_fraction=0.33
 """
 
 import time
@@ -13,8 +21,15 @@ import time
 from absl import app
 from absl import flags
 
+from tfrecords_tools.datasets import nuisance
 from tfrecords_tools.datasets import synthetic
 
+_KIND = flags.DEFINE_enum(
+    'kind', 'motion', ['motion', 'nuisance'],
+    'motion: 8 motion classes (the demo); nuisance: shape x direction on '
+    'per-video backgrounds (the learning-quality benchmark).')
+_PAN = flags.DEFINE_bool('pan', True,
+                         'nuisance: the background pans (a moving camera).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where to write.')
 _VIDEOS_PER_CLASS = flags.DEFINE_integer('videos_per_class', 40,
                                          'Videos of each class.')
@@ -35,6 +50,16 @@ def main(argv):
   if not _OUTPUT_DIR.value:
     raise app.UsageError('--output_dir is required')
   start = time.time()
+  if _KIND.value == 'nuisance':
+    splits = nuisance.make_dataset(
+        _OUTPUT_DIR.value, _VIDEOS_PER_CLASS.value, _VAL_FRACTION.value,
+        _NUM_FRAMES.value, _SIZE.value, _FPS.value, _SEED.value,
+        pan=_PAN.value)
+    print(f'make_synthetic: {len(splits["train"])} train and '
+          f'{len(splits["test"])} test videos of {len(nuisance.SHAPES)} '
+          f'shapes x {len(nuisance.DIRECTIONS)} directions in '
+          f'{time.time() - start:.1f}s -> {_OUTPUT_DIR.value}')
+    return
   splits = synthetic.make_dataset(
       _OUTPUT_DIR.value, _VIDEOS_PER_CLASS.value, _VAL_FRACTION.value,
       _NUM_FRAMES.value, _SIZE.value, _FPS.value, _SEED.value,
