@@ -125,3 +125,23 @@ def test_views_at_the_experiments_own_evaluation_size(exported):
                                            view_size=48)
   batch = next(iter(pipelines.build_dataset(wide)))
   assert batch['image'].shape[-4:] == (FRAMES, 48, 48, 3)
+
+
+def test_random_init_is_the_seeded_initialisation(exported):
+  """--checkpoint=random_init: no checkpoint read; the same init_seed gives
+  the same features, another seed other features, and neither is a trained
+  checkpoint's."""
+  params, _, checkpoint, pattern, root = exported
+  outputs = {}
+  for name, seed in (('a', 0), ('b', 0), ('c', 1)):
+    params.task.init_seed = seed
+    summary = feature_export.export_features(
+        params, feature_export.RANDOM_INIT, pattern, str(root / f'{name}.npz'))
+    assert summary['checkpoint'] == f'random_init (init_seed {seed})'
+    outputs[name] = np.load(root / f'{name}.npz')['features']
+  params.task.init_seed = 0
+  np.testing.assert_array_equal(outputs['a'], outputs['b'])
+  assert np.abs(outputs['a'] - outputs['c']).max() > 1e-4
+  restored = str(root / 'restored.npz')
+  feature_export.export_features(params, checkpoint, pattern, restored)
+  assert np.abs(np.load(restored)['features'] - outputs['a']).max() > 1e-4

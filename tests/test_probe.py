@@ -85,3 +85,54 @@ def test_probe_command(tmp_path):
                    check=False)
   assert bad.returncode == 1 and 'train.npz' in bad.stderr and (
       "no array 'object'" in bad.stderr)
+
+
+def test_labels_from_a_csv_by_clip_id(tmp_path):
+  """A second factor comes from a CSV joined by clip id; a clip without a
+  label, a missing column or a contradictory row is an error naming it."""
+  path = tmp_path / 'factors.csv'
+  path.write_text('path,split,shape\nv/a.mp4,train,ring\nv/b.mp4,test,cross\n'
+                  'v/c.mp4,train,ring\n')
+  labels, names = probe.read_factor_labels(str(path), 'shape')
+  assert names == ['cross', 'ring']
+  assert labels == {'v/a.mp4': 1, 'v/b.mp4': 0, 'v/c.mp4': 1}
+  assert probe.labels_for_ids(['v/c.mp4', 'v/b.mp4'], labels,
+                              'x').tolist() == [1, 0]
+  with pytest.raises(ValueError, match=r"x: no label for 1 of 2 .*v/d\.mp4"):
+    probe.labels_for_ids(['v/a.mp4', 'v/d.mp4'], labels, 'x')
+  with pytest.raises(ValueError, match="no column 'colour'"):
+    probe.read_factor_labels(str(path), 'colour')
+  numeric = tmp_path / 'numeric.csv'
+  numeric.write_text('path,n\na,10\nb,9\nc,-1\n')
+  assert probe.read_factor_labels(str(numeric), 'n')[1] == ['-1', '9', '10']
+  bad = tmp_path / 'bad.csv'
+  bad.write_text('path,shape\na,ring\na,cross\nb,\n')
+  with pytest.raises(ValueError, match=r"bad.csv:3: clip 'a' listed twice"):
+    probe.read_factor_labels(str(bad), 'shape')
+
+
+def test_probe_command_with_csv_labels(tmp_path):
+  train_x, train_y = _blobs(200)
+  test_x, test_y = _blobs(80, seed=6)
+  ids = [f'v{i}' for i in range(280)]
+  # The CSV's label is the blob class; the .npz labels are noise.
+  rows = ''.join(f'{i},c{y}\n' for i, y in zip(ids, np.concatenate(
+      [train_y, test_y])))
+  (tmp_path / 'f.csv').write_text('path,blob\n' + rows)
+  noise = np.zeros(280, int)
+  np.savez(tmp_path / 'train.npz', features=train_x, labels=noise[:200],
+           ids=np.array(ids[:200]))
+  np.savez(tmp_path / 'test.npz', features=test_x, labels=noise[200:],
+           ids=np.array(ids[200:]))
+  out = run_module('cvrl.tools.probe', f'--train={tmp_path}/train.npz',
+                   f'--test={tmp_path}/test.npz',
+                   f'--labels_csv={tmp_path}/f.csv',
+                   '--label_column=blob').stdout
+  top1 = float(out.split('test top-1 ')[1].split(',')[0])
+  assert '4 classes' in out and top1 > 85
+  (tmp_path / 'g.csv').write_text('path,blob\n' + rows.split('\n', 1)[1])
+  missing = run_module('cvrl.tools.probe', f'--train={tmp_path}/train.npz',
+                       f'--test={tmp_path}/test.npz',
+                       f'--labels_csv={tmp_path}/g.csv', '--label_column=blob',
+                       check=False)
+  assert missing.returncode == 1 and "e.g. ['v0']" in missing.stderr

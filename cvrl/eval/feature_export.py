@@ -20,6 +20,7 @@ from typing import Dict
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from cvrl.eval import multiview
 from cvrl.configs import video_data
@@ -56,17 +57,30 @@ def export_data_config(params, pattern: str, num_clips: int, num_crops: int,
   return data
 
 
+RANDOM_INIT = 'random_init'
+
+
 def export_features(params, checkpoint: str, pattern: str, output: str,
                     num_clips: int = 1, num_crops: int = 1,
                     average_views: bool = True, batch_size: int = 8,
                     view_size: int = 0) -> Dict[str, object]:
   """Writes the .npz described above; returns {'videos', 'shape',
-  'view_size', ...}."""
+  'view_size', ...}.
+
+  checkpoint = RANDOM_INIT: no checkpoint, the backbone as initialised with
+  the experiment's task.init_seed (the baseline every probe is read
+  against: what the architecture alone gives).
+  """
   data = export_data_config(params, pattern, num_clips, num_crops, batch_size,
                             view_size)
+  if checkpoint == RANDOM_INIT:
+    tf_keras.utils.set_random_seed(params.task.init_seed)
   backbone = cvrl_model.build_backbone(
       params.task.model, (data.num_frames, None, None, 3))
-  used = checkpoint_restore.restore_backbone(backbone, checkpoint)
+  if checkpoint == RANDOM_INIT:
+    used = f'{RANDOM_INIT} (init_seed {params.task.init_seed})'
+  else:
+    used = checkpoint_restore.restore_backbone(backbone, checkpoint)
 
   @tf.function
   def features_of(images):

@@ -2,8 +2,7 @@
 
 A multinomial logistic regression on standardised features (mean and
 standard deviation of the training set; a linear classifier, as MAE's
-batch-normalised probe), trained by full-batch gradient descent with an L2
-penalty. The penalty is chosen on a held-out part of the training set (a
+batch-normalised probe), fitted by L-BFGS with an L2 penalty. The penalty is chosen on a held-out part of the training set (a
 fixed, class-stratified split), then the probe is refitted on the whole
 training set with it: the test set is used once, for the reported accuracy.
 
@@ -13,12 +12,57 @@ random initialisation (`cvrl.tools.probe`, features from
 `cvrl.tools.export_features`).
 """
 
+import csv
 import dataclasses
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+from scipy import optimize
 
 DEFAULT_L2 = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+def read_factor_labels(csv_path: str, column: str,
+                       id_column: str = 'path') -> Tuple[Dict[str, int],
+                                                         List[str]]:
+  """({clip id: class index}, class names) of one column of a CSV.
+
+  For labels the records do not carry (a second factor of a synthetic set,
+  attributes of a user's own videos): rows are matched to exported features
+  by clip id, which is the path as written in the converter's CSV. Classes
+  are the column's distinct values, sorted (numerically if all are
+  integers), so every split maps a name to the same index.
+  """
+  with open(csv_path, newline='') as f:
+    reader = csv.DictReader(f)
+    fields = reader.fieldnames or []
+    for name in (id_column, column):
+      if name not in fields:
+        raise ValueError(f'{csv_path}: no column {name!r} (has {fields})')
+    values = {}
+    for line, row in enumerate(reader, start=2):
+      clip_id, value = row[id_column].strip(), (row[column] or '').strip()
+      if not value:
+        raise ValueError(f'{csv_path}:{line}: empty {column!r} for {clip_id}')
+      if values.setdefault(clip_id, value) != value:
+        raise ValueError(f'{csv_path}:{line}: clip {clip_id!r} listed twice '
+                         f'with different {column!r}')
+  names = sorted(set(values.values()))
+  if all(n.lstrip('-').isdigit() for n in names):
+    names = sorted(names, key=int)
+  index = {name: i for i, name in enumerate(names)}
+  return {k: index[v] for k, v in values.items()}, names
+
+
+def labels_for_ids(ids: Sequence[str], labels: Dict[str, int],
+                   source: str) -> np.ndarray:
+  """int [N] labels of exported clip ids; every id must have one (a video
+  without a label is an error naming it, never silently dropped)."""
+  missing = [i for i in ids if i not in labels]
+  if missing:
+    raise ValueError(f'{source}: no label for {len(missing)} of {len(ids)} '
+                     f'exported clips, e.g. {missing[:3]}')
+  return np.array([labels[i] for i in ids], int)
 
 
 @dataclasses.dataclass
@@ -38,26 +82,36 @@ def standardise(train: np.ndarray, *others: np.ndarray):
 
 
 def fit_softmax(features: np.ndarray, labels: np.ndarray, num_classes: int,
-                l2: float, steps: int = 500,
-                learning_rate: float = 0.5) -> Tuple[np.ndarray, np.ndarray]:
+                l2: float, steps: int = 300) -> Tuple[np.ndarray, np.ndarray]:
   """(weights [D, C], bias [C]) minimising mean cross-entropy + l2/2 |W|^2.
 
-  Full-batch gradient descent from zeros: deterministic, and the problem is
-  convex, so the result does not depend on an initialisation.
+  L-BFGS (scipy) from zeros, at most `steps` iterations: deterministic, and
+  the problem is convex, so the result does not depend on a start. Not plain
+  gradient descent: features of a small encoder are strongly correlated
+  (one eigenvalue of X^T X / n near D after standardising), so any fixed
+  step that is stable leaves the other directions unfitted.
   """
   n, dim = features.shape
-  weights = np.zeros((dim, num_classes))
-  bias = np.zeros(num_classes)
   onehot = np.eye(num_classes)[labels]
-  for _ in range(steps):
+
+  def loss_and_grad(theta):
+    weights = theta[:dim * num_classes].reshape(dim, num_classes)
+    bias = theta[dim * num_classes:]
     logits = features @ weights + bias
     logits -= logits.max(axis=1, keepdims=True)
-    probs = np.exp(logits)
-    probs /= probs.sum(axis=1, keepdims=True)
-    error = (probs - onehot) / n
-    weights -= learning_rate * (features.T @ error + l2 * weights)
-    bias -= learning_rate * error.sum(axis=0)
-  return weights, bias
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    loss = -np.sum(onehot * log_probs) / n + 0.5 * l2 * np.sum(weights ** 2)
+    error = (np.exp(log_probs) - onehot) / n
+    grad = np.concatenate([(features.T @ error + l2 * weights).ravel(),
+                           error.sum(axis=0)])
+    return loss, grad
+
+  theta = optimize.minimize(
+      loss_and_grad, np.zeros(dim * num_classes + num_classes), jac=True,
+      method='L-BFGS-B',
+      options=dict(maxiter=steps, gtol=1e-6, ftol=1e-12)).x
+  return (theta[:dim * num_classes].reshape(dim, num_classes),
+          theta[dim * num_classes:])
 
 
 def accuracy(features, labels, weights, bias) -> float:
@@ -80,7 +134,7 @@ def stratified_holdout(labels: np.ndarray, fraction: float,
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray,
                  test_x: np.ndarray, test_y: np.ndarray,
                  l2_grid: Sequence[float] = DEFAULT_L2,
-                 holdout: float = 0.2, steps: int = 500,
+                 holdout: float = 0.2, steps: int = 300,
                  seed: int = 0) -> ProbeResult:
   """Top-1 of a linear probe; the penalty is chosen on a split of train.
 

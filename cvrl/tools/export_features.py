@@ -9,7 +9,8 @@ The experiment (plus --config_file / --params_override, strictly applied)
 says which backbone and which clip length, stride and sizes; the checkpoint
 (a folder or a prefix: pretraining, classification or inflation runs) must
 hold exactly that backbone, else the error names the first variable that
-differs. Output keys: features [N, D] (or [N, V, D] with
+differs; --checkpoint=random_init exports the randomly initialised backbone
+(the baseline to probe against). Output keys: features [N, D] (or [N, V, D] with
 --noaverage_views), labels [N], ids [N].
 """
 
@@ -25,8 +26,9 @@ from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
 from cvrl.configs import launch
 from cvrl.modeling import checkpoint_restore
 
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None,
-                                  'Checkpoint prefix or folder.')
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', None, "Checkpoint prefix or folder; 'random_init': the "
+    'backbone at its random initialisation (task.init_seed), the baseline.')
 _PATTERN = flags.DEFINE_string('pattern', None, 'Glob(s) of the TFRecords.')
 _OUTPUT = flags.DEFINE_string('output', None, 'The .npz to write.')
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', 1,
