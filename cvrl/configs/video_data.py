@@ -28,6 +28,9 @@ OUTPUT_LAYOUTS = ('stacked', 'dict')
 # built outside a job reads it as float32.
 DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
 AUGMENT_ON = ('host', 'device')
+BACKGROUND_METHODS = ('none', 'fame', 'be')
+BE_SOURCES = ('same_video', 'other_video')
+DEBIAS_VIEWS = ('second', 'both')
 
 
 def _check_range(field: str, pair, low: float, high: float) -> None:
@@ -128,6 +131,46 @@ class SpatialAugmentationConfig(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class BackgroundConfig(hyperparams.Config):
+  """Against the static-background shortcut (`cvrl.data.background_debias`).
+
+  Off ('none') in the paper's recipes. method 'fame' (Ding et al., CVPR
+  2022): the second view's moving region (in each frame, its
+  `foreground_ratio` of pixels farthest from the clip's temporal median) is
+  pasted onto another video's still background; 'be' (Wang et al., CVPR 2021): a frame of the clip (`be_source:
+  same_video`, the paper's) or of another video of the batch
+  (`other_video`) is blended into every frame of the second view with a
+  weight drawn from `be_weight_range`. Either is applied to a video with
+  probability `prob`. Pretraining only.
+  """
+  method: str = 'none'
+  prob: float = 1.0
+  foreground_ratio: float = 0.2
+  be_source: str = 'same_video'
+  be_weight_range: Tuple[float, float] = (0.1, 0.5)
+  # 'second': the second view only (the papers' positive pair: one view
+  # as it was); 'both': each view with its own draw, so that no view keeps
+  # the video's background.
+  views: str = 'second'
+  # FAME: the partner's background flipped both ways with its colour
+  # channels rotated, so that it does not match the partner's own views.
+  scramble_background: bool = False
+
+  def validate(self, prefix: str = 'background') -> None:
+    check(self.method in BACKGROUND_METHODS, f'{prefix}.method',
+          self.method, f'one of {BACKGROUND_METHODS}')
+    check(0.0 <= self.prob <= 1.0, f'{prefix}.prob', self.prob, 'in [0, 1]')
+    check(0.0 < self.foreground_ratio <= 1.0, f'{prefix}.foreground_ratio',
+          self.foreground_ratio, 'in (0, 1]')
+    check(self.be_source in BE_SOURCES, f'{prefix}.be_source',
+          self.be_source, f'one of {BE_SOURCES}')
+    _check_range(f'{prefix}.be_weight_range', self.be_weight_range, 0.0,
+                 1.0)
+    check(self.views in DEBIAS_VIEWS, f'{prefix}.views', self.views,
+          f'one of {DEBIAS_VIEWS}')
+
+
+@dataclasses.dataclass
 class VideoDataConfig(cfg.DataConfig):
   """An input pipeline: where the videos are and how clips are made.
 
@@ -178,6 +221,8 @@ class VideoDataConfig(cfg.DataConfig):
       default_factory=SpatialAugmentationConfig)
   train_view: ViewAugmentationConfig = dataclasses.field(
       default_factory=crop_and_flip_only)
+  background: BackgroundConfig = dataclasses.field(
+      default_factory=BackgroundConfig)
 
   def validate(self) -> None:
     """Raises ConfigError naming the first field out of its range."""
@@ -211,3 +256,8 @@ class VideoDataConfig(cfg.DataConfig):
     self.temporal.validate()
     self.spatial.validate()
     self.train_view.validate('train_view')
+    self.background.validate()
+    check(self.background.method == 'none' or (
+        self.mode == 'pretrain' and self.output_layout == 'stacked'),
+          'background.method', self.background.method,
+          "'none' unless mode is 'pretrain' with output_layout 'stacked'")

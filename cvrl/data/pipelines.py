@@ -4,7 +4,8 @@ Phases (DMVR style): source (by epoch, shuffled; `video_sources`) ->
 enumerate -> per example [sample the clip starts (`temporal_sampling`) ->
 gather the encoded frames -> decode the crop window and augment
 (`spatial_augment`, Algorithm 1) or make the test views (`eval_views`)] ->
-batch -> arrange views -> cast. The pretraining steps are named and swappable
+batch -> [background debiasing, off in the paper's recipes
+(`background_debias`)] -> arrange views -> cast. The pretraining steps are named and swappable
 (`PretrainSteps`): a Table 9 ablation is a different step, not a flag.
 
 Randomness is stateless and keyed by (config.seed, input pipeline id,
@@ -27,6 +28,7 @@ from typing import Dict, Optional, Protocol, Tuple
 import tensorflow as tf
 
 from cvrl.configs import video_data
+from cvrl.data import background_debias
 from cvrl.data import eval_views
 from cvrl.data import spatial_augment
 from cvrl.data import temporal_sampling as ts
@@ -34,6 +36,10 @@ from cvrl.data import video_sources
 
 # Keeps seeds of different input pipelines apart.
 _PIPELINE_SALT = 1_000_003
+# Folded into an example's seed for its batch-level background debiasing.
+_DEBIAS_SALT = 29
+# Per-example seeds [B, 2] of the background debiasing, when it is on.
+DEBIAS_SEED = 'debias_seed'
 
 
 def example_seed(seed: int, pipeline_id: int, position) -> tf.Tensor:
@@ -139,12 +145,18 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
                               config.frame_stride, config.temporal.short_video)
     views.append(_prepared(steps.view, tf.gather(frames, indices), view_seed,
                            view, config))
+  extra = {}
+  if config.background.method != 'none':
+    # Used after batching (host) or in the train step (device), where the
+    # other videos of the batch are at hand.
+    extra[DEBIAS_SEED] = tf.random.experimental.stateless_fold_in(
+        seed, _DEBIAS_SALT)
   if config.augment_on == 'device':
     return {'image': tf.stack([v.frames for v in views]),
             'view_params': tf.stack([v.params for v in views]),
-            'label': example['label']}
+            'label': example['label'], **extra}
   return {'image': tf.stack([_augmented(v, config) for v in views]),
-          'label': example['label']}
+          'label': example['label'], **extra}
 
 
 def train_clip(example: Dict[str, tf.Tensor], seed,
@@ -199,10 +211,16 @@ def _arrange_batch(batch: Dict[str, tf.Tensor],
                    config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
   """Normalises, casts, and lays out the two views of a pretraining batch."""
   if 'view_params' in batch:  # augment_on: device: uint8, as decoded
+    extra = ({DEBIAS_SEED: batch[DEBIAS_SEED]} if DEBIAS_SEED in batch
+             else {})
     return {'image': _views_first(batch['image']),
             'view_params': _views_first(batch['view_params']),
-            'label': batch['label']}
+            'label': batch['label'], **extra}
   image = batch['image']
+  if DEBIAS_SEED in batch:
+    image = tf.stack(background_debias.debias(
+        image[:, 0], image[:, 1], batch[DEBIAS_SEED], config.background),
+                     axis=1)
   if config.zero_centering:
     image = image * 2.0 - 1.0
   image = tf.cast(image, 'float32' if config.dtype == 'auto' else config.dtype)

@@ -22,6 +22,8 @@ from official.core import task_factory
 from cvrl.eval import knn
 from cvrl import losses
 from cvrl.configs import pretrain as pretrain_cfg
+from cvrl.data import background_debias
+from cvrl.data import pipelines
 from cvrl.data import spatial_augment
 from cvrl.modeling import cvrl_model
 from cvrl.tasks import video_task
@@ -118,9 +120,14 @@ class PretrainTask(video_task.VideoTask):
     apply = (spatial_augment.apply_batch_xla if data.xla_augment
              else spatial_augment.apply_batch)
     views = apply(inputs['image'], inputs['view_params'])
+    if pipelines.DEBIAS_SEED in inputs:
+      first, second = background_debias.debias(
+          *tf.split(views, 2), inputs[pipelines.DEBIAS_SEED], data.background)
+      views = tf.concat([first, second], axis=0)
     if data.zero_centering:
       views = views * 2.0 - 1.0
-    out = {k: v for k, v in inputs.items() if k != 'view_params'}
+    out = {k: v for k, v in inputs.items()
+           if k not in ('view_params', pipelines.DEBIAS_SEED)}
     out['image'] = views
     return out
 

@@ -1,0 +1,159 @@
+"""Batch-level augmentations against the static-background shortcut.
+
+Contrastive video learning can tell videos apart by their backgrounds and
+colours alone, and then keeps little of what moves (the scene bias of
+Kinetics; `benchmarks/learning_quality.py` measures it on synthetic data).
+Two published remedies are here, each a pure function of the batch's second
+views, the first views and per-example stateless seeds, so that the input
+pipeline (`augment_on: host`) and the train step (`augment_on: device`) run
+the same code:
+
+  fame  "Motion-aware Contrastive Video Representation Learning via
+        Foreground-background Merging", Ding et al., CVPR 2022: the moving
+        region of a clip is pasted onto the background of another video of
+        the batch, so the two views of a video share their foreground, not
+        their background. Ours finds the moving region frame by frame
+        against the clip's temporal median (FAME: one mask from frame
+        differences) and uses the partner's temporal median as background.
+  be    "Removing the Background by Adding the Background: Towards
+        Background Robust Self-supervised Video Representation Learning",
+        Wang et al., CVPR 2021: a frame of the clip is blended into every
+        frame (x' = (1 - l) x + l x_k), a 'distracting' clip whose static
+        content changed while its motion did not. `be_source: other_video`
+        blends a frame of another video of the batch instead (a background
+        mixing variant).
+
+By default only the second view of each pair is changed (the first stays as
+Algorithm 1 made it; `views: both` changes both, independently), with
+probability `prob` per video. Partners are the batch rolled by
+a shift in [1, B - 1] drawn from the first example's seed: never the video
+itself, and a batch of one is left unchanged.
+
+  views_1, views_2 = debias(views_1, views_2, seeds, config)
+  # views_*: float [B, T, H, W, 3] in [0, 1]; seeds: int [B, 2]
+"""
+
+import tensorflow as tf
+
+from cvrl.configs import video_data
+
+METHODS = ('none', 'fame', 'be')
+
+
+def _uniform(seeds, salt, low=0.0, high=1.0, dtype=tf.float32):
+  """One stateless draw per example, [B]."""
+  return tf.map_fn(
+      lambda s: tf.random.stateless_uniform(
+          [], seed=tf.random.experimental.stateless_fold_in(s, salt),
+          minval=low, maxval=high, dtype=dtype),
+      seeds, fn_output_signature=dtype)
+
+
+def still_background(clips: tf.Tensor) -> tf.Tensor:
+  """[B, 1, H, W, C]: each clip's per-pixel temporal median (the lower of
+  the two middle values for an even T), i.e. its background wherever the
+  foreground moves on within half the clip."""
+  num_frames = clips.shape[1]
+  return tf.sort(clips, axis=1)[:, (num_frames - 1) // 2][:, None]
+
+
+def motion_mask(clips: tf.Tensor, foreground_ratio: float) -> tf.Tensor:
+  """float {0, 1} [B, T, H, W, 1]: in every frame, the `foreground_ratio`
+  of its pixels farthest from the clip's still background (what moves).
+
+  FAME finds the foreground from frame differences; here each frame is
+  compared with the clip's temporal median rather than with its neighbour,
+  so that the mask follows the object frame by frame (a fast object's
+  sweep would cover most of the frame, and a uniform object's inside does
+  not change between neighbouring frames). Distances are summed over colour
+  and smoothed over 3 x 3 pixels; ties at the threshold are kept. A clip
+  with no motion at all gets an empty mask.
+  """
+  distance = tf.reduce_sum(tf.abs(clips - still_background(clips)), axis=-1,
+                           keepdims=True)  # [B, T, H, W, 1]
+  batch, frames, height, width = clips.shape[:4]
+  flat = tf.reshape(distance, [-1, height, width, 1])
+  flat = tf.reshape(tf.nn.avg_pool2d(flat, 3, 1, 'SAME'),
+                    [-1, height * width])
+  keep = max(1, int(round(foreground_ratio * height * width)))
+  threshold = tf.math.top_k(flat, keep).values[:, -1:]
+  mask = tf.cast((flat >= threshold) & (flat > 1e-6), clips.dtype)
+  return tf.reshape(mask, [-1 if batch is None else batch, frames, height,
+                           width, 1])
+
+
+def _partners(seeds: tf.Tensor) -> tf.Tensor:
+  """Indices [B]: the batch rolled by a drawn shift in [1, B - 1] (the
+  identity for B = 1)."""
+  batch = tf.shape(seeds)[0]
+  shift = tf.random.stateless_uniform(
+      [], seed=tf.random.experimental.stateless_fold_in(seeds[0], 17),
+      minval=1, maxval=tf.maximum(batch, 2), dtype=tf.int32)
+  shift = tf.where(batch > 1, shift, 0)
+  return (tf.range(batch) + shift) % tf.maximum(batch, 1)
+
+
+def fame(views_1, views_2, seeds, config: video_data.BackgroundConfig):
+  """Second views with their moving region on a partner's background.
+
+  The partner's background is its clip's temporal median, not the clip:
+  pasted whole, the partner's own moving object would make the merged view
+  look like the partner's positive too.
+  """
+  del views_1
+  background = still_background(tf.gather(views_2, _partners(seeds)))
+  if config.scramble_background:
+    # Turned upside down and its colour channels rotated: the partner's
+    # own views would otherwise share this background and pull the merged
+    # view towards them (a consistent wrong pair for every anchor).
+    background = tf.roll(tf.reverse(background, axis=[2, 3]), 1, axis=4)
+  mask = motion_mask(views_2, config.foreground_ratio)
+  return mask * views_2 + (1.0 - mask) * background
+
+
+def be(views_1, views_2, seeds, config: video_data.BackgroundConfig):
+  """Second views with a frame of a clip blended into every frame."""
+  del views_1
+  num_frames = views_2.shape[1]
+  source = views_2
+  if config.be_source == 'other_video':
+    source = tf.gather(views_2, _partners(seeds))
+  frame = _uniform(seeds, 1, 0, num_frames, tf.int32)
+  still = tf.gather(source, frame, batch_dims=1)[:, None]  # [B, 1, H, W, 3]
+  weight = _uniform(seeds, 2, *config.be_weight_range)[:, None, None, None,
+                                                       None]
+  return (1.0 - weight) * views_2 + weight * still
+
+
+_METHODS = {'fame': fame, 'be': be}
+
+
+def _second_only(views_1, views_2, seeds, config):
+  """The configured method on the second views, each with prob `prob`."""
+  dtype = views_2.dtype
+  changed = _METHODS[config.method](tf.cast(views_1, tf.float32),
+                                    tf.cast(views_2, tf.float32), seeds,
+                                    config)
+  applied = _uniform(seeds, 3) < config.prob
+  out = tf.where(applied[:, None, None, None, None], changed,
+                 tf.cast(views_2, tf.float32))
+  return tf.cast(tf.clip_by_value(out, 0.0, 1.0), dtype)
+
+
+def debias(views_1: tf.Tensor, views_2: tf.Tensor, seeds: tf.Tensor,
+           config: video_data.BackgroundConfig):
+  """(views_1, views_2) after the configured method.
+
+  views_*: float [B, T, H, W, 3] in [0, 1]; seeds: int64 [B, 2] (one per
+  example, from the input pipeline). `views: second` changes the second
+  views only; `both` also the first, with its own draws (other partners,
+  frames, weights), so that neither view keeps the video's background.
+  """
+  if config.method == 'none':
+    return views_1, views_2
+  new_2 = _second_only(views_1, views_2, seeds, config)
+  if config.views == 'second':
+    return views_1, new_2
+  first_seeds = tf.map_fn(
+      lambda s: tf.random.experimental.stateless_fold_in(s, 41), seeds)
+  return _second_only(views_2, views_1, first_seeds, config), new_2
