@@ -1,0 +1,346 @@
+r"""Does CVRL learn what moves, under nuisance? One table, CPU, < 20 minutes.
+
+  .venv/bin/python benchmarks/learning_quality.py [--rows=random,demo,debiased]
+      [--seeds=0] [--work_dir=/tmp/cvrl_learning_quality] [--list]
+
+1. Writes the factor-controlled set of `tfrecords_tools.datasets.nuisance`
+   (6 object shapes x 8 motion directions, every video on its own panning,
+   textured, coloured background; 64 x 64, 48 frames, real mp4 files) and
+   converts it with `convert_videos` (train / test, 2:1 per cell).
+2. For every row and seed: pretrains `cvrl_pretrain_demo` with the row's
+   overrides on the train videos (`cvrl.tools.train --mode=train`), exports
+   backbone features of all videos at the training resolution
+   (`cvrl.tools.export_features`, the centre clip), and linear-probes both
+   labels (`cvrl.eval.probe`: standardised features, penalty chosen on a
+   split of train, test used once). 'random' is the same encoder at its
+   random initialisation (no training).
+3. Prints one table: shape and direction top-1 per row and seed, their
+   margins over random init, and the last contrastive loss / accuracy.
+
+Results are kept per run in --work_dir (a run whose settings are unchanged
+is not redone; a finished training run is re-probed, not retrained, when
+only the probe changed), so ablations can be added a few rows at a time.
+`--list` prints every row with its overrides. README's table was made with
+`--rows=random,demo,paper_colour,no_temporal,per_frame,gap_uniform,
+temperature_0.5,no_zero_init,be,be_other,fame,fame_both,debiased --seeds=0`
+and `--rows=random,demo --seeds=1`.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from tfrecords_tools.datasets import nuisance
+
+DATA = 'task.train_data'
+VIEWS = (f'{DATA}.spatial.view_1', f'{DATA}.spatial.view_2')
+
+
+def _both_views(**values):
+  return {f'{view}.{k}': v for view in VIEWS for k, v in values.items()}
+
+
+PAPER_COLOUR = _both_views(brightness=0.8, contrast=0.8, saturation=0.8,
+                           hue=0.2)
+FAME = {f'{DATA}.background.method': 'fame'}
+# Each row: (what it tests, overrides on cvrl_pretrain_demo at the
+# benchmark's settings). 'random' trains nothing.
+ROWS = {
+    'random': ('same encoder, random init', None),
+    'random_res_64': ('random init, probed at 64 x 64',
+                      {f'{DATA}.crop_size': 64}),
+    'random_no_zero_init': ('random init without zero-init residuals',
+                            {'task.model.backbone.cvrl_r3d.'
+                             'zero_init_residual': False}),
+    'demo': ('cvrl_pretrain_demo as shipped', {}),
+    'paper_colour': ("paper's colour jitter 0.8/0.8/0.8/0.2", PAPER_COLOUR),
+    'no_greyscale': ('greyscale p 0', _both_views(grayscale_prob=0.0)),
+    'greyscale_0.5': ('greyscale p 0.5', _both_views(grayscale_prob=0.5)),
+    'crop_0.08': ('crop area [0.08, 1]',
+                  _both_views(crop_area_range=[0.08, 1.0])),
+    'crop_0.6': ('crop area [0.6, 1]',
+                 _both_views(crop_area_range=[0.6, 1.0])),
+    'res_48': ('48 x 48 crops (instead of 32)', {f'{DATA}.crop_size': 48}),
+    'frames_8': ('8-frame clips (instead of 16)', {f'{DATA}.num_frames': 8}),
+    'gap_uniform': ('clip gap uniform',
+                    {f'{DATA}.temporal.gap_shape': 'uniform'}),
+    'no_temporal': ('Table 9: both clips start together',
+                    {f'{DATA}.temporal.enabled': False}),
+    'per_frame': ('Table 9: spatial augmentation drawn per frame',
+                  {f'{DATA}.spatial.temporally_consistent': False}),
+    'epochs_x2': ('twice the training', {'trainer.epochs': 'x2'}),
+    'batch_32': ('batch 32 (lr x2)', {f'{DATA}.global_batch_size': 32,
+                                      'lr': 'x2'}),
+    'temperature_0.5': ('temperature 0.5',
+                        {'task.losses.temperature': 0.5}),
+    'fame_both': ('FAME on both views, each its own partner',
+                  {**FAME, f'{DATA}.background.views': 'both'}),
+    'fame_both_crop_0.6': ('FAME on both views, crop area [0.6, 1]',
+                           {**FAME, f'{DATA}.background.views': 'both',
+                            **_both_views(crop_area_range=[0.6, 1.0])}),
+    'fame_both_scrambled': ('FAME on both views, scrambled backgrounds',
+                            {**FAME, f'{DATA}.background.views': 'both',
+                             f'{DATA}.background.scramble_background': True}),
+    'fame_both_res_64': ('FAME on both views, 64 x 64 crops',
+                         {**FAME, f'{DATA}.background.views': 'both',
+                          f'{DATA}.crop_size': 64}),
+    'no_zero_init': ('residual branches not zero-initialised',
+                     {'task.model.backbone.cvrl_r3d.zero_init_residual':
+                      False}),
+    'fame_both_no_zero_init': ('FAME on both views, no zero-init',
+                               {**FAME, f'{DATA}.background.views': 'both',
+                                'task.model.backbone.cvrl_r3d.'
+                                'zero_init_residual': False}),
+    'lr_x0.25': ('lr 0.075 (instead of 0.3)', {'lr': 'x0.25'}),
+    'fame_lr_x0.25': ('FAME, lr 0.075', {**FAME, 'lr': 'x0.25'}),
+    'fame_t0.5': ('FAME, temperature 0.5',
+                  {**FAME, 'task.losses.temperature': 0.5}),
+    'be': ('BE: a frame of the same clip added (Wang et al. 2021)',
+           {f'{DATA}.background.method': 'be'}),
+    'be_other': ('BE with a frame of another video of the batch',
+                 {f'{DATA}.background.method': 'be',
+                  f'{DATA}.background.be_source': 'other_video'}),
+    'fame': ('FAME: foreground onto another background (Ding et al. 2022)',
+             FAME),
+    'debiased': ('FAME on both views (scrambled backgrounds) + paper colour',
+                 {**FAME, f'{DATA}.background.views': 'both',
+                  f'{DATA}.background.scramble_background': True,
+                  **PAPER_COLOUR}),
+}
+# Bumped when export or probe settings change (finished runs are re-probed).
+PROBE_VERSION = 2
+DEFAULT_ROWS = ('random', 'demo', 'debiased')
+LABELS = ('shape', 'direction')
+BASELINE_SUFFIXES = ('res_64', 'no_zero_init')
+
+
+def _nested(flat):
+  """{'a.b.c': v} -> {'a': {'b': {'c': v}}}."""
+  out = {}
+  for key, value in flat.items():
+    node = out
+    parts = key.split('.')
+    for part in parts[:-1]:
+      node = node.setdefault(part, {})
+    node[parts[-1]] = value
+  return out
+
+
+def _run(args, log):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO)
+  with open(log, 'w') as f:
+    done = subprocess.run([sys.executable, '-m', *args], cwd=REPO, env=env,
+                          stdout=f, stderr=subprocess.STDOUT, check=False)
+  if done.returncode:
+    with open(log) as f:
+      tail = f.read()[-3000:]
+    raise RuntimeError(f'{args[0]} failed ({log}):\n{tail}')
+
+
+def make_data(work_dir, videos_per_cell, seed, pan):
+  """Videos, then TFRecords; returns {split: pattern}, train count."""
+  videos = os.path.join(work_dir, 'videos')
+  records = os.path.join(work_dir, 'tfrecords')
+  patterns = {s: os.path.join(records, s, f'{s}-*.tfrecord')
+              for s in ('train', 'test')}
+  stamp = os.path.join(work_dir, 'data.json')
+  want = dict(videos_per_cell=videos_per_cell, seed=seed, pan=pan)
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      have = json.load(f)
+    if have['settings'] == want:
+      return patterns, have['train']
+  start = time.time()
+  splits = nuisance.make_dataset(videos, videos_per_cell, 1 / 3, seed=seed,
+                                 pan=pan)
+  for split in ('train', 'test'):
+    _run(['tfrecords_tools.convert_videos',
+          f'--input_csv={videos}/{split}.csv', f'--video_root={videos}',
+          f'--split={split}', f'--label_map={videos}/label_map.txt',
+          f'--output_dir={records}/{split}', '--short_side=0',
+          '--num_shards=4'], os.path.join(work_dir, f'convert_{split}.log'))
+  with open(stamp, 'w') as f:
+    json.dump(dict(settings=want, train=len(splits['train'])), f)
+  print(f'data: {len(splits["train"])} train / {len(splits["test"])} test '
+        f'videos in {time.time() - start:.0f}s')
+  return patterns, len(splits['train'])
+
+
+def row_config(name, seed, patterns, num_train, epochs):
+  """The YAML overrides of a row (on cvrl_pretrain_demo)."""
+  from official.core import exp_factory
+  from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+  base = exp_factory.get_exp_config('cvrl_pretrain_demo')
+  overrides = dict(ROWS[name][1] or {})
+  flat = {f'{DATA}.input_path': patterns['train'],
+          f'{DATA}.num_examples': num_train, f'{DATA}.seed': seed,
+          'task.init_seed': seed, 'task.validation_data.input_path':
+          patterns['test'], 'trainer.epochs': epochs}
+  lr = base.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate
+  lr *= {None: 1.0, 'x2': 2.0, 'x0.25': 0.25}[overrides.pop('lr', None)]
+  if overrides.get('trainer.epochs') == 'x2':
+    overrides['trainer.epochs'] = 2 * epochs
+  flat.update(overrides)
+  flat['trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'] = lr
+  return _nested(flat)
+
+
+def run_row(name, seed, work_dir, patterns, num_train, epochs, factors):
+  """Pretrains (unless random), exports, probes; returns the result dict."""
+  from cvrl.eval import probe
+  from cvrl.eval import reports
+  import numpy as np
+  run_dir = os.path.join(work_dir, 'runs', f'{name}_seed{seed}')
+  config = row_config(name, seed, patterns, num_train, epochs)
+  result_path = os.path.join(run_dir, 'result.json')
+  if os.path.exists(result_path):
+    with open(result_path) as f:
+      kept = json.load(f)
+    if kept.get('config') == config and kept.get('probe') == PROBE_VERSION:
+      return kept
+  os.makedirs(run_dir, exist_ok=True)
+  config_file = os.path.join(run_dir, 'overrides.yaml')
+  model_dir = os.path.join(run_dir, 'model')
+  done_marker = os.path.join(run_dir, 'trained.yaml')
+  trained = False
+  if os.path.exists(done_marker):  # written when training finished
+    with open(done_marker) as f:
+      trained = yaml.safe_load(f) == config
+  with open(config_file, 'w') as f:
+    yaml.safe_dump(config, f)
+  start = time.time()
+  flags = ['--experiment=cvrl_pretrain_demo', f'--config_file={config_file}']
+  result = dict(row=name, seed=seed, config=config, probe=PROBE_VERSION)
+  if name.startswith('random'):
+    checkpoint = 'random_init'
+  else:
+    if not trained:  # a finished training run with these settings is kept
+      if os.path.exists(model_dir):
+        subprocess.run(['rm', '-rf', model_dir], check=True)
+      if os.path.exists(done_marker):
+        os.remove(done_marker)
+      _run(['cvrl.tools.train', '--mode=train', f'--model_dir={model_dir}',
+            *flags], os.path.join(run_dir, 'train.log'))
+      with open(done_marker, 'w') as f:
+        yaml.safe_dump(config, f)
+    checkpoint = model_dir
+    scalars = reports.read_scalars(os.path.join(model_dir, 'train'))
+    for tag in reports.TAGS:
+      last = max(scalars[tag])
+      result[tag] = scalars[tag][last]
+  result['train_s'] = time.time() - start
+  features = os.path.join(run_dir, 'features.npz')
+  _run(['cvrl.tools.export_features', *flags, f'--checkpoint={checkpoint}',
+        f'--pattern={patterns["train"]},{patterns["test"]}',
+        f'--output={features}', '--batch_size=16',
+        # Probed at the resolution the row trains at (the demo's: 32).
+        f"--view_size={config['task']['train_data'].get('crop_size', 32)}"],
+       os.path.join(run_dir, 'export.log'))
+  with open(features, 'rb') as f:
+    data = np.load(f)
+    x, ids = data['features'], [str(i) for i in data['ids']]
+  split = np.array([factors['split'][i] == 'train' for i in ids])
+  for label in LABELS:
+    y = probe.labels_for_ids(ids, factors[label], features)
+    probed = probe.linear_probe(x[split], y[split], x[~split], y[~split],
+                                seed=seed)
+    result[label] = probed.test_top1
+  result['total_s'] = time.time() - start
+  with open(result_path, 'w') as f:
+    json.dump(result, f, indent=1)
+  return result
+
+
+def read_factors(videos_dir):
+  from cvrl.eval import probe
+  factors = {}
+  for column in ('split', *LABELS):
+    factors[column], _ = probe.read_factor_labels(
+        os.path.join(videos_dir, 'factors.csv'), column)
+  names = sorted({'train', 'test'})  # read_factor_labels sorts the names
+  factors['split'] = {k: names[v] for k, v in factors['split'].items()}
+  return factors
+
+
+def table(results):
+  """Markdown rows; margins against the random row of the same seed."""
+  random = {(r['row'], r['seed']): r for r in results
+            if r['row'].startswith('random')}
+  lines = ['| row | what | seed | shape (chance 0.167) | direction (chance '
+           '0.125) | shape - random | direction - random | contrastive '
+           'loss / acc (end) | minutes |', '|' + '---|' * 9]
+  for r in results:
+    # A row that changes the encoder or the probe's resolution is read
+    # against random init with the same change.
+    baseline = next((f'random_{suffix}' for suffix in BASELINE_SUFFIXES
+                     if r['row'].endswith(suffix)), 'random')
+    base = random.get((baseline, r['seed']))
+    margins = [f'{r[k] - base[k]:+.3f}' if base else 'n/a' for k in LABELS]
+    contrastive = (f"{r['contrastive_loss']:.2f} / "
+                   f"{r['contrastive_accuracy']:.2f}"
+                   if 'contrastive_loss' in r else '-')
+    lines.append(f"| {r['row']} | {ROWS[r['row']][0]} | {r['seed']} | "
+                 f"{r['shape']:.3f} | {r['direction']:.3f} | {margins[0]} | "
+                 f"{margins[1]} | {contrastive} | {r['total_s'] / 60:.1f} |")
+  return '\n'.join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--rows', default=','.join(DEFAULT_ROWS),
+                      help="comma list of rows, or ALL (see --list)")
+  parser.add_argument('--seeds', default='0', help='comma list')
+  parser.add_argument('--work_dir', default='/tmp/cvrl_learning_quality')
+  parser.add_argument('--videos_per_cell', type=int, default=18,
+                      help='videos per (shape, direction): 6 x 8 cells')
+  parser.add_argument('--epochs', type=int, default=25)
+  parser.add_argument('--data_seed', type=int, default=0)
+  parser.add_argument('--no_pan', action='store_true',
+                      help='static backgrounds')
+  parser.add_argument('--list', action='store_true')
+  args = parser.parse_args()
+  if args.list:
+    for name, (what, overrides) in ROWS.items():
+      print(f'{name:16s} {what}: {overrides}')
+    return 0
+  if args.videos_per_cell < 2:
+    parser.error('--videos_per_cell: at least 2 (a third of each cell is the '
+                 'test set)')
+  rows = list(ROWS) if args.rows == 'ALL' else args.rows.split(',')
+  unknown = [r for r in rows if r not in ROWS]
+  if unknown:
+    parser.error(f'--rows: unknown {unknown}; known: {list(ROWS)}')
+  if 'random' not in rows:
+    rows.insert(0, 'random')  # the margins need it
+  seeds = [int(s) for s in args.seeds.split(',')]
+  start = time.time()
+  os.makedirs(args.work_dir, exist_ok=True)
+  patterns, num_train = make_data(args.work_dir, args.videos_per_cell,
+                                  args.data_seed, not args.no_pan)
+  factors = read_factors(os.path.join(args.work_dir, 'videos'))
+  results = []
+  for seed in seeds:
+    for name in rows:
+      result = run_row(name, seed, args.work_dir, patterns, num_train,
+                       args.epochs, factors)
+      print(f"{name} seed {seed}: shape {result['shape']:.3f}, direction "
+            f"{result['direction']:.3f} ({result['total_s']:.0f}s)",
+            flush=True)
+      results.append(result)
+  print(table(results))
+  print(f'learning_quality: {len(results)} runs in '
+        f'{(time.time() - start) / 60:.1f} min (work dir {args.work_dir})')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
