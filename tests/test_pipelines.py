@@ -287,6 +287,22 @@ def test_missing_input_fails_naming_the_pattern(tmp_path):
     _take(_config(str(tmp_path / 'nothing-here-*.tfrecord')), 1)
 
 
+def test_a_glob_matching_a_folder_fails_naming_it(tmp_path, textured_file):
+  """'DIR/*' also matches the converter's .manifest folder: an error that
+  names it and says what to give, not a bare 'Is a directory' from tf.data;
+  the pattern of the shards alone still reads."""
+  shards = tmp_path / 'shards'
+  (shards / '.manifest').mkdir(parents=True)
+  with open(textured_file, 'rb') as f, open(shards / 'train-0.tfrecord',
+                                            'wb') as g:
+    g.write(f.read())
+  with pytest.raises(video_sources.InputError,
+                     match=r"1 folder\(s\), e.g. '.*\.manifest'.*train-\*"):
+    video_sources.list_files(str(shards / '*'))
+  assert video_sources.list_files(str(shards / 'train-*.tfrecord')) == [
+      str(shards / 'train-0.tfrecord')]
+
+
 def test_tfds_source_with_mock_data():
   with tfds.testing.mock_data(num_examples=4):
     config = video_data.VideoDataConfig(

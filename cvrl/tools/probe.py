@@ -1,9 +1,10 @@
 r"""Linear probe of exported features (`cvrl.eval.probe`).
 
   python -m cvrl.tools.export_features --experiment=cvrl_pretrain_demo \
-      --checkpoint=demo_output/pretrain --pattern='demo_output/tfrecords/train/*' \
+      --checkpoint=demo_output/pretrain --pattern='demo_output/tfrecords/train/train-*.tfrecord' \
       --output=/tmp/train.npz
-  (the same for the test records -> /tmp/test.npz, and for a random encoder)
+  (the same for the test records -> /tmp/test.npz; --checkpoint=random_init
+  for the random encoder, the baseline)
   python -m cvrl.tools.probe --train=/tmp/train.npz --test=/tmp/test.npz
 
 Standardised features, multinomial logistic regression; the L2 penalty is
