@@ -53,7 +53,8 @@ PAPER_COLOUR = _both_views(brightness=0.8, contrast=0.8, saturation=0.8,
                            hue=0.2)
 FAME = {f'{DATA}.background.method': 'fame'}
 # Each row: (what it tests, overrides on cvrl_pretrain_demo at the
-# benchmark's settings). 'random' trains nothing.
+# benchmark's settings). Rows named random* train nothing: the encoder
+# so configured, at its random initialisation.
 ROWS = {
     'random': ('same encoder, random init', None),
     'random_res_64': ('random init, probed at 64 x 64',
@@ -261,13 +262,13 @@ def run_row(name, seed, work_dir, patterns, num_train, epochs, factors):
 
 
 def read_factors(videos_dir):
+  """{column: {clip id: class index}}; the split column by name."""
   from cvrl.eval import probe
-  factors = {}
-  for column in ('split', *LABELS):
-    factors[column], _ = probe.read_factor_labels(
-        os.path.join(videos_dir, 'factors.csv'), column)
-  names = sorted({'train', 'test'})  # read_factor_labels sorts the names
-  factors['split'] = {k: names[v] for k, v in factors['split'].items()}
+  path = os.path.join(videos_dir, 'factors.csv')
+  factors = {label: probe.read_factor_labels(path, label)[0]
+             for label in LABELS}
+  splits, names = probe.read_factor_labels(path, 'split')
+  factors['split'] = {k: names[v] for k, v in splits.items()}
   return factors
 
 

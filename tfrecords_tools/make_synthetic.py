@@ -55,19 +55,19 @@ def main(argv):
         _OUTPUT_DIR.value, _VIDEOS_PER_CLASS.value, _VAL_FRACTION.value,
         _NUM_FRAMES.value, _SIZE.value, _FPS.value, _SEED.value,
         pan=_PAN.value)
-    print(f'make_synthetic: {len(splits["train"])} train and '
-          f'{len(splits["test"])} test videos of {len(nuisance.SHAPES)} '
-          f'shapes x {len(nuisance.DIRECTIONS)} directions in '
-          f'{time.time() - start:.1f}s -> {_OUTPUT_DIR.value}')
-    return
-  splits = synthetic.make_dataset(
-      _OUTPUT_DIR.value, _VIDEOS_PER_CLASS.value, _VAL_FRACTION.value,
-      _NUM_FRAMES.value, _SIZE.value, _FPS.value, _SEED.value,
-      appearances=_APPEARANCES.value)
+    held_out = 'test'
+    classes = (f'{len(nuisance.SHAPES)} shapes x {len(nuisance.DIRECTIONS)} '
+               'directions')
+  else:
+    splits = synthetic.make_dataset(
+        _OUTPUT_DIR.value, _VIDEOS_PER_CLASS.value, _VAL_FRACTION.value,
+        _NUM_FRAMES.value, _SIZE.value, _FPS.value, _SEED.value,
+        appearances=_APPEARANCES.value)
+    held_out = 'val'
+    classes = f'{len(synthetic.CLASSES)} classes'
   print(f'make_synthetic: {len(splits["train"])} train and '
-        f'{len(splits["val"])} val videos of {len(synthetic.CLASSES)} '
-        f'classes in {time.time() - start:.1f}s -> {_OUTPUT_DIR.value}')
-
+        f'{len(splits[held_out])} {held_out} videos of {classes} in '
+        f'{time.time() - start:.1f}s -> {_OUTPUT_DIR.value}')
 
 if __name__ == '__main__':
   app.run(main)

@@ -137,10 +137,10 @@ class BackgroundConfig(hyperparams.Config):
   Off ('none') in the paper's recipes. method 'fame' (Ding et al., CVPR
   2022): the second view's moving region (in each frame, its
   `foreground_ratio` of pixels farthest from the clip's temporal median) is
-  pasted onto another video's still background; 'be' (Wang et al., CVPR 2021): a frame of the clip (`be_source:
-  same_video`, the paper's) or of another video of the batch
-  (`other_video`) is blended into every frame of the second view with a
-  weight drawn from `be_weight_range`. Either is applied to a video with
+  pasted onto another video's still background; 'be' (Wang et al., CVPR
+  2021): a frame of the clip (`be_source: same_video`, the paper's) or of
+  another video of the batch (`other_video`) is blended into every frame of
+  the second view with a weight drawn from `be_weight_range`. Either is applied to a video with
   probability `prob`. Pretraining only.
   """
   method: str = 'none'

@@ -37,9 +37,6 @@ import tensorflow as tf
 
 from cvrl.configs import video_data
 
-METHODS = ('none', 'fame', 'be')
-
-
 def _uniform(seeds, salt, low=0.0, high=1.0, dtype=tf.float32):
   """One stateless draw per example, [B]."""
   return tf.map_fn(

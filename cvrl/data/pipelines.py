@@ -5,8 +5,9 @@ enumerate -> per example [sample the clip starts (`temporal_sampling`) ->
 gather the encoded frames -> decode the crop window and augment
 (`spatial_augment`, Algorithm 1) or make the test views (`eval_views`)] ->
 batch -> [background debiasing, off in the paper's recipes
-(`background_debias`)] -> arrange views -> cast. The pretraining steps are named and swappable
-(`PretrainSteps`): a Table 9 ablation is a different step, not a flag.
+(`background_debias`)] -> arrange views -> cast. The pretraining steps are
+named and swappable (`PretrainSteps`): a Table 9 ablation is a different
+step, not a flag.
 
 Randomness is stateless and keyed by (config.seed, input pipeline id,
 position of the example in this pipeline's stream, view). The same seed gives

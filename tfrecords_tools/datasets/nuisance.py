@@ -57,20 +57,11 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def smooth_texture(rng: np.random.Generator, height: int, width: int,
                    scale: float = 1.0) -> np.ndarray:
-  """float [H, W, 3] in [0, 255]: a smooth random colour field (2-5 cells
-  a side, bilinear) plus 1-2 soft sinusoidal gratings (amplitude 8-25, period
-  8-24 pixels times `scale`): a background of its own colours and texture that is
-  not sharper than the objects on it."""
-  cells = int(rng.integers(2, 6))
-  coarse = rng.uniform(30, 225, size=(cells, cells, 3))
-  ys = np.linspace(0, cells - 1, height)
-  xs = np.linspace(0, cells - 1, width)
-  y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-  y1, x1 = np.minimum(y0 + 1, cells - 1), np.minimum(x0 + 1, cells - 1)
-  wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-  field = ((1 - wy) * (1 - wx) * coarse[y0][:, x0] +
-           (1 - wy) * wx * coarse[y0][:, x1] +
-           wy * (1 - wx) * coarse[y1][:, x0] + wy * wx * coarse[y1][:, x1])
+  """float [H, W, 3] in [0, 255]: a smooth random colour field
+  (`synthetic.colour_field`) plus 1-2 soft sinusoidal gratings (amplitude
+  8-25, period 8-24 pixels times `scale`): a background of its own colours
+  and texture that is not sharper than the objects on it."""
+  field = synthetic.colour_field(rng, height, width, 30, 225)
   yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
   for _ in range(int(rng.integers(1, 3))):
     angle = rng.uniform(0, np.pi)

@@ -24,21 +24,28 @@ CLASSES = ('circle_ccw', 'circle_cw', 'grow', 'move_down', 'move_left',
            'move_right', 'move_up', 'shrink')
 
 
-def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-  """A random texture, uint8 [H, W, 3]: a smooth colour field plus a strong
-  grey-level pattern (oriented stripes of random frequency, optionally
-  crossed), so that a video stays recognisable after colour jitter and
-  greyscale, as real scenes do."""
+def colour_field(rng: np.random.Generator, height: int, width: int,
+                 low: float, high: float) -> np.ndarray:
+  """float [H, W, 3]: 2-5 random colours a side (each channel uniform in
+  [low, high]) interpolated bilinearly over the frame."""
   cells = rng.integers(2, 6)
-  coarse = rng.uniform(40, 215, size=(cells, cells, 3))
+  coarse = rng.uniform(low, high, size=(cells, cells, 3))
   ys = np.linspace(0, cells - 1, height)
   xs = np.linspace(0, cells - 1, width)
   y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
   y1, x1 = np.minimum(y0 + 1, cells - 1), np.minimum(x0 + 1, cells - 1)
   wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-  smooth = ((1 - wy) * (1 - wx) * coarse[y0][:, x0] +
-            (1 - wy) * wx * coarse[y0][:, x1] +
-            wy * (1 - wx) * coarse[y1][:, x0] + wy * wx * coarse[y1][:, x1])
+  return ((1 - wy) * (1 - wx) * coarse[y0][:, x0] +
+          (1 - wy) * wx * coarse[y0][:, x1] +
+          wy * (1 - wx) * coarse[y1][:, x0] + wy * wx * coarse[y1][:, x1])
+
+
+def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+  """A random texture, uint8 [H, W, 3]: a smooth colour field plus a strong
+  grey-level pattern (oriented stripes of random frequency, optionally
+  crossed), so that a video stays recognisable after colour jitter and
+  greyscale, as real scenes do."""
+  smooth = colour_field(rng, height, width, 40, 215)
   yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
   pattern = np.zeros((height, width))
   for _ in range(rng.integers(1, 3)):
