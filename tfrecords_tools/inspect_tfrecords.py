@@ -9,6 +9,13 @@ frames) and frame sizes. `--verify` also decodes every JPEG and checks it agains
 stored size and frame count. A truncated or corrupt file, an unparsable record
 or a bad frame is reported with its shard and record index, and the exit
 status is then 1.
+
+AVA keyframe records of `convert_ava` (boxes and proposals per keyframe,
+actions per box, one keyframe drawn with its boxes as a PNG):
+
+  python -m tfrecords_tools.inspect_tfrecords --ava \
+      --pattern='/data/ava/tfrecords/train/train-*.tfrecord' \
+      --label_map=ava_action_list_v2.2.pbtxt --draw_keyframe=/tmp/kf.png
 """
 
 import sys
@@ -17,11 +24,21 @@ from absl import app
 from absl import flags
 import tensorflow as tf
 
+from cvrl.data import ava_files
+from tfrecords_tools.datasets import ava_inspection
 from tfrecords_tools.datasets import inspection
 
 _PATTERN = flags.DEFINE_string('pattern', None,
                                'Glob of TFRecord files (local or gs://).')
 _VERIFY = flags.DEFINE_bool('verify', False, 'Decode every JPEG frame.')
+_AVA = flags.DEFINE_bool('ava', False, 'The records are convert_ava '
+                         'keyframes: also report boxes and actions.')
+_LABEL_MAP = flags.DEFINE_string('label_map', None,
+                                 '--ava: action names from this .pbtxt.')
+_DRAW_KEYFRAME = flags.DEFINE_string(
+    'draw_keyframe', None, '--ava: write a keyframe with its boxes here (PNG).')
+_DRAW_INDEX = flags.DEFINE_integer(
+    'draw_index', 0, '--ava: which record (in file order) to draw.')
 
 
 def main(argv):
@@ -33,8 +50,23 @@ def main(argv):
     print(f'inspect_tfrecords: error: no file matches {_PATTERN.value!r}',
           file=sys.stderr)
     return 2
-  report = inspection.inspect_files(files, _VERIFY.value)
-  print(report.format())
+  if not _AVA.value:
+    report = inspection.inspect_files(files, _VERIFY.value)
+    print(report.format())
+    return 1 if report.errors else 0
+  names = (ava_files.read_label_map(_LABEL_MAP.value) if _LABEL_MAP.value
+           else {})
+  report = ava_inspection.inspect_files(files, _VERIFY.value)
+  print(report.format(names))
+  if _DRAW_KEYFRAME.value:
+    records = tf.data.TFRecordDataset(files).skip(_DRAW_INDEX.value).take(1)
+    drawn = list(records.as_numpy_iterator())
+    if not drawn:
+      print(f'inspect_tfrecords: error: --draw_index={_DRAW_INDEX.value} is '
+            f'past the last of {report.video.videos} records', file=sys.stderr)
+      return 2
+    key = ava_inspection.draw_keyframe(drawn[0], _DRAW_KEYFRAME.value, names)
+    print(f'keyframe {key} with its boxes: {_DRAW_KEYFRAME.value}')
   return 1 if report.errors else 0
 
 

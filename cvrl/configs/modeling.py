@@ -35,12 +35,22 @@ class R3DConfig(hyperparams.Config):
   stage_temporal_kernels: Tuple[int, int, int, int] = (1, 1, 3, 3)
   # Zero-initialise the last BN of each block (Goyal et al.), as SlowFast.
   zero_init_residual: bool = True
+  # 2: res5 at spatial stride 1 with dilation 2 (detection, output stride
+  # 16 instead of 32); same weights, so checkpoints restore either way.
+  res5_dilation: int = 1
+
+  @property
+  def output_stride(self) -> int:
+    """Spatial stride of res5 with respect to the input frames."""
+    return 32 if self.res5_dilation == 1 else 16
 
   def validate(self, prefix: str = 'model.backbone.cvrl_r3d') -> None:
     base.check(self.depth in BLOCK_COUNTS, f'{prefix}.depth', self.depth,
                f'one of {sorted(BLOCK_COUNTS)}')
     base.check(self.width_multiplier > 0, f'{prefix}.width_multiplier',
                self.width_multiplier, '> 0')
+    base.check(self.res5_dilation in (1, 2), f'{prefix}.res5_dilation',
+               self.res5_dilation, '1 (classification) or 2 (detection)')
     base.check(len(self.stage_temporal_kernels) == 4,
                f'{prefix}.stage_temporal_kernels',
                self.stage_temporal_kernels, '4 values (res2..res5)')

@@ -22,14 +22,14 @@ when that is > 0.
 """
 
 import dataclasses
-from typing import Dict
+from typing import Dict, Tuple
 
 from official.core import config_definitions as cfg
 
 from cvrl.configs import base
 
 # Learning-rate schedules whose length `derive` can set.
-_SIZED_SCHEDULES = ('cosine', 'constant')
+_SIZED_SCHEDULES = ('cosine', 'constant', 'stepwise')
 
 
 @dataclasses.dataclass
@@ -44,6 +44,9 @@ class TrainerConfig(cfg.TrainerConfig):
   warmup_epochs: float = 0.0
   checkpoint_epochs: float = 0.0
   validation_epochs: float = 0.0
+  # Epochs at which a 'stepwise' learning rate steps down (detection's 1x
+  # schedule: 8, 11); one fewer than the schedule's values.
+  decay_epochs: Tuple[float, ...] = ()
 
 
 def _round_to_loop(steps: int, loop: int) -> int:
@@ -83,6 +86,8 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
                total - 1)
   trainer.train_steps = total
   _size_learning_rate(trainer.optimizer_config, total, warmup)
+  if trainer.optimizer_config.learning_rate.type == 'stepwise':
+    _size_steps(trainer, steps_per_epoch, total)
 
   loop = max(1, min(trainer.steps_per_loop, total))
   for field in ('checkpoint', 'validation'):
@@ -128,6 +133,20 @@ def _size_learning_rate(optimization, total: int, warmup: int) -> None:
     optimization.warmup.linear.warmup_learning_rate = 0.0
   else:
     optimization.warmup.type = None
+
+
+def _size_steps(trainer, steps_per_epoch: float, total: int) -> None:
+  """Stepwise boundaries (in steps) from trainer.decay_epochs."""
+  stepwise = trainer.optimizer_config.learning_rate.stepwise
+  epochs = list(getattr(trainer, 'decay_epochs', ()) or ())
+  base.check(len(epochs) == len(stepwise.values) - 1, 'trainer.decay_epochs',
+             epochs, f'{len(stepwise.values) - 1} epochs, one per step down '
+             f'of the stepwise values {list(stepwise.values)}')
+  base.check(all(0 < e < trainer.epochs for e in epochs) and
+             epochs == sorted(epochs), 'trainer.decay_epochs', epochs,
+             f'increasing epochs inside (0, trainer.epochs={trainer.epochs})')
+  stepwise.boundaries = [
+      min(total - 1, max(1, int(round(e * steps_per_epoch)))) for e in epochs]
 
 
 def describe(derived: Dict[str, float], params: cfg.ExperimentConfig) -> str:

@@ -28,3 +28,20 @@ BYTES_CONTEXT_KEYS = (LABEL_TEXT_KEY, CLIP_ID_KEY, FILENAME_KEY)
 FLOAT_CONTEXT_KEYS = (FPS_KEY,)
 
 NO_LABEL = -1
+
+# AVA keyframe records (`tfrecords_tools.convert_ava`): the clip above plus,
+# in the context, the keyframe and its boxes. CLIP_ID_KEY holds the
+# evaluator's keyframe key 'video_id,%04d'.
+MEDIA_ID_KEY = 'clip/media_id'  # bytes; the AVA movie id.
+KEYFRAME_TIMESTAMP_KEY = 'clip/keyframe/timestamp'  # int64; AVA second.
+KEYFRAME_INDEX_KEY = 'clip/keyframe/index'  # int64; the keyframe's frame.
+# Ground-truth boxes (normalised; BOX_PREFIX + '/xmin' etc., one per box),
+# their actions as flat (label, box index) pairs, and person ids.
+BOX_PREFIX = 'region/bbox'
+BOX_LABEL_INDEX_KEY = 'region/label/index'  # int64 list; AVA action ids.
+BOX_LABEL_BOX_KEY = 'region/label/box'  # int64 list; box of each action.
+BOX_PERSON_ID_KEY = 'region/person_id'  # int64 list; one per box.
+# Person proposals of a detector, highest score first.
+PROPOSAL_PREFIX = 'proposal/bbox'
+PROPOSAL_SCORE_KEY = 'proposal/score'  # float list; one per proposal.
+BOX_COORDINATES = ('xmin', 'ymin', 'xmax', 'ymax')

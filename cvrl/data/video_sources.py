@@ -170,12 +170,14 @@ class TFRecordSource:
     total = sum(_count_all(self._all_files))
     return len(range(self._pipeline_id, total, self._pipelines))
 
-  def stream(self, first_position: int = 0,
-             repeat: bool = True) -> tf.data.Dataset:
+  def stream(self, first_position: int = 0, repeat: bool = True,
+             parse=None) -> tf.data.Dataset:
     """Parsed examples from stream position `first_position` on.
 
     Position p is record p % n of epoch p // n (n = records per epoch);
     only the records of that epoch before it are read and dropped.
+    parse: serialised record -> dict (default `parse_record`, the video
+    classification records).
     """
     first_epoch, skip = 0, first_position
     if first_position:
@@ -192,8 +194,8 @@ class TFRecordSource:
     dataset = epochs.flat_map(self.epoch)
     if skip:
       dataset = dataset.skip(skip)
-    return dataset.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=True)
+    return dataset.map(parse or parse_record,
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _block_shuffle(dataset: tf.data.Dataset, size: int,

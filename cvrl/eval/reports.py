@@ -96,6 +96,35 @@ def table(runs: Sequence[Tuple[str, str]], margin: bool = False) -> str:
   return '\n'.join(lines)
 
 
+def detection_table(runs: Sequence[Tuple[str, str]],
+                    margin: bool = False) -> str:
+  """Frame mAP@0.5 (in %) and per-class AP of each detection run's last
+  evaluation, then the first run's margin over the others."""
+  results = []
+  for name, path in runs:
+    scalars = read_scalars(os.path.join(path, 'validation'))
+    if not scalars.get('mAP'):
+      raise ValueError(f'{path}/validation: no mAP logged; did the detection '
+                       'run evaluate (--mode=train_and_eval or eval)?')
+    step = max(scalars['mAP'])
+    per_class = {k[3:]: v[step] for k, v in sorted(scalars.items())
+                 if k.startswith('AP/') and step in v}
+    results.append((name, step, scalars['mAP'][step], per_class))
+  classes = sorted({c for r in results for c in r[3]})
+  width = max(8, max(len(name) for name, *_ in results))
+  lines = [f'{"run":{width}s}  {"mAP":>6s}  ' +
+           '  '.join(f'{c[:12]:>12s}' for c in classes) + '  step']
+  for name, step, value, per_class in results:
+    cells = '  '.join(f'{100 * per_class.get(c, float("nan")):12.2f}'
+                      for c in classes)
+    lines.append(f'{name:{width}s}  {100 * value:6.2f}  {cells}  {step}')
+  if margin:
+    for name, _, value, _ in results[1:]:
+      lines.append(f'{results[0][0]} - {name}: '
+                   f'{100 * (results[0][2] - value):+.2f} points mAP')
+  return '\n'.join(lines)
+
+
 def parse_runs(items: Sequence[str]) -> List[Tuple[str, str]]:
   runs = []
   for item in items:

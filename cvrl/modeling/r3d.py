@@ -51,18 +51,19 @@ class _Layers2D:
     return tuple(thw[1:])
 
 
-def _conv(ops, filters, kernel, strides, regularizer, name):
+def _conv(ops, filters, kernel, strides, regularizer, name, dilation=1):
   return ops.conv(
       filters, ops.size(kernel), strides=ops.size(strides), padding='same',
-      use_bias=False,
+      dilation_rate=ops.size((1, dilation, dilation)), use_bias=False,
       kernel_initializer=tf_keras.initializers.VarianceScaling(
           2.0, mode='fan_out', distribution='untruncated_normal'),
       kernel_regularizer=regularizer, name=name)
 
 
 def _bottleneck(ops, x, filters, temporal_kernel, stride, norm, activation,
-                regularizer, zero_init, name):
-  """Bottleneck block; the spatial stride sits in the 1x3x3 conv (v1.5)."""
+                regularizer, zero_init, name, dilation=1):
+  """Bottleneck block; the spatial stride (or dilation) sits in the 1x3x3
+  conv (v1.5)."""
   out_filters = 4 * filters
   shortcut = x
   if x.shape[-1] != out_filters or stride != 1:
@@ -73,7 +74,7 @@ def _bottleneck(ops, x, filters, temporal_kernel, stride, norm, activation,
             f'{name}_a')(x)
   y = activation(_norm(norm, f'{name}_a_bn')(y))
   y = _conv(ops, filters, (1, 3, 3), (1, stride, stride), regularizer,
-            f'{name}_b')(y)
+            f'{name}_b', dilation)(y)
   y = activation(_norm(norm, f'{name}_b_bn')(y))
   y = _conv(ops, out_filters, (1, 1, 1), (1, 1, 1), regularizer,
             f'{name}_c')(y)
@@ -133,11 +134,16 @@ def _build_resnet(ops, config, input_shape, use_sync_bn, norm_momentum,
   for stage, (num_blocks, filters, stride, t_kernel) in enumerate(zip(
       blocks, _STAGE_FILTERS, _STAGE_STRIDES,
       config.stage_temporal_kernels)):
+    dilation = 1
+    if stage == 3 and config.res5_dilation > 1:
+      # Detection (SlowFast's AVA model): res5 keeps res4's resolution and
+      # sees as far by dilation; the weights are the same shapes.
+      stride, dilation = 1, config.res5_dilation
     for block in range(num_blocks):
       x = _bottleneck(ops, x, int(filters * width), t_kernel,
                       stride if block == 0 else 1, norm, relu,
                       kernel_regularizer, config.zero_init_residual,
-                      name=f'res{stage + 2}_{block}')
+                      name=f'res{stage + 2}_{block}', dilation=dilation)
     endpoints[f'res{stage + 2}'] = x
   features = ops.global_pool(name='pool')(x)
   model = tf_keras.Model(inputs, features, name=name)

@@ -13,7 +13,6 @@ random weights.
 
 from typing import Dict
 
-from absl import logging
 import tensorflow as tf
 import tf_keras
 
@@ -21,7 +20,6 @@ from official.core import task_factory
 
 from cvrl.eval import multiview
 from cvrl.configs import classification as classification_cfg
-from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import classifier
 from cvrl.tasks import video_task
 
@@ -42,14 +40,7 @@ class ClassificationTask(video_task.VideoTask):
     return classifier.build_classifier(self.task_config)
 
   def initialize(self, model: classifier.VideoClassifier) -> None:
-    if self.task_config.random_backbone:
-      logging.info('random_backbone: the backbone keeps its random weights '
-                   '(init_seed=%d)', self.task_config.init_seed)
-      return
-    used = checkpoint_restore.restore_backbone(
-        model.backbone, self.task_config.init_checkpoint)
-    logging.info('restored the backbone from %s (all %d variables matched)',
-                 used, len(model.backbone.weights))
+    self.restore_pretrained_backbone(model.backbone)
 
   @property
   def weight_decay(self) -> float:

@@ -21,6 +21,7 @@ caller see one contract.
 
 from typing import Dict, Optional
 
+from absl import logging
 import tensorflow as tf
 import tf_keras
 
@@ -28,6 +29,7 @@ from official.core import base_task
 
 from cvrl import losses
 from cvrl.data import pipelines
+from cvrl.modeling import checkpoint_restore
 from cvrl.tasks import gradients
 
 TOTAL_LOSS = 'total_loss'
@@ -84,6 +86,19 @@ class VideoTask(base_task.Task):
     logs, grads = gradients.replica_loss_and_grads(
         compute, optimizer, lambda: model.trainable_variables)
     return logs, grads, kept['outputs']
+
+  def restore_pretrained_backbone(self, backbone: tf_keras.Model) -> None:
+    """For fine-tuning tasks (initialize): the backbone from
+    task.init_checkpoint, every variable checked, unless
+    task.random_backbone keeps it random."""
+    if self.task_config.random_backbone:
+      logging.info('random_backbone: the backbone keeps its random weights '
+                   '(init_seed=%d)', self.task_config.init_seed)
+      return
+    used = checkpoint_restore.restore_backbone(
+        backbone, self.task_config.init_checkpoint)
+    logging.info('restored the backbone from %s (all %d variables matched)',
+                 used, len(backbone.weights))
 
   def device_preprocess(self, inputs):
     """Input work done on the accelerator at the start of a step (nothing

@@ -8,7 +8,9 @@ CVRL vs random encoder):
   python -m cvrl.tools.eval_report --runs=CVRL=DIR_A,random=DIR_B --margin
 
 Each run's value is the last evaluation's `top_1_accuracy` (and
-`top_5_accuracy`) in DIR/validation.
+`top_5_accuracy`) in DIR/validation; with --detection, AVA detection runs'
+frame mAP@0.5 and per-class AP:
+  python -m cvrl.tools.eval_report --detection --runs=CVRL=DIR_A,random=DIR_B --margin
 """
 
 import sys
@@ -19,6 +21,8 @@ from absl import flags
 from cvrl.eval import reports
 
 _RUNS = flags.DEFINE_list('runs', None, 'name=model_dir pairs.')
+_DETECTION = flags.DEFINE_bool(
+    'detection', False, 'Detection runs: mAP and per-class AP.')
 _MARGIN = flags.DEFINE_bool('margin', False,
                             "Also print the first run's margin over each other.")
 
@@ -31,7 +35,8 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   try:
-    print(reports.table(runs, _MARGIN.value))
+    make = reports.detection_table if _DETECTION.value else reports.table
+    print(make(runs, _MARGIN.value))
   except ValueError as e:
     print(f'eval_report: error: {e}', file=sys.stderr)
     return 1

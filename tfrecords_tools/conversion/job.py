@@ -9,7 +9,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -68,13 +68,15 @@ def check_options(output_dir: str, record: dict) -> None:
 
 
 def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
-               output_dir: str, options: video_frames.ConversionOptions,
-               workers: int, progress: progress_lib.Progress) -> None:
-  """Decodes with a process pool; writes shards in order in this process."""
+              output_dir: str, options, workers: int,
+              progress: progress_lib.Progress,
+              convert_fn: Callable = video_frames.convert_video,
+              encode: Callable = shards.encode_video) -> None:
+  """Converts with a process pool; writes shards in order in this process."""
   jobs = [(i, t) for i in pending for t in specs[i].tasks]
   if not jobs:
     return
-  convert = _ConvertFn(options)
+  convert = _ConvertFn(convert_fn, options)
   pool = None
   if workers > 1:
     # Fork: workers need only PyAV and Pillow, and inherit the imports.
@@ -86,11 +88,11 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
     writer, current = None, None
     for (shard_index, _), result in zip(jobs, results):
       if shard_index != current:
-        writer = shards.ShardWriter(output_dir, specs[shard_index])
+        writer = shards.ShardWriter(output_dir, specs[shard_index], encode)
         current = shard_index
       writer.add(result)
       progress.update()
-      if len(writer.rows) == len(specs[shard_index].tasks):
+      if writer.tasks_added == len(specs[shard_index].tasks):
         writer.commit()
   finally:
     if pool is not None:
@@ -101,11 +103,39 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
 class _ConvertFn:
   """Picklable callable binding the options, for Pool.imap."""
 
-  def __init__(self, options):
+  def __init__(self, convert_fn, options):
+    self._convert_fn = convert_fn
     self._options = options
 
   def __call__(self, task):
-    return video_frames.convert_video(task, self._options)
+    return self._convert_fn(task, self._options)
+
+
+def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
+             runner: str, workers: int, beam_args: Sequence[str] = (),
+             convert_fn: Callable = video_frames.convert_video,
+             encode: Callable = shards.encode_video,
+             unit: str = 'videos') -> List[dict]:
+  """Writes the shards of `specs` that are not complete yet (removing what
+  a killed run left), then the manifest; returns its rows."""
+  stale = shards.remove_stale_temporaries(output_dir)
+  if stale:
+    logging.info('removed %d temporary files of an interrupted run', stale)
+  pending = [i for i, s in enumerate(specs)
+             if not shards.is_complete(output_dir, s)]
+  done = len(specs) - len(pending)
+  if done:
+    logging.info('resuming: %d of %d shards already complete', done,
+                 len(specs))
+  todo = sum(len(specs[i].tasks) for i in pending)
+  progress = progress_lib.Progress(todo, unit=unit)
+  if runner == 'beam':
+    beam_runner.run(specs, pending, output_dir, options, list(beam_args),
+                    convert_fn, encode)
+  else:
+    run_local(specs, pending, output_dir, options, workers, progress,
+              convert_fn, encode)
+  return shards.write_manifest(output_dir, specs)
 
 
 def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
@@ -129,22 +159,7 @@ def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
     f.write(''.join(f'{name}\n' for name in label_map))
 
   specs = shards.plan_shards(tasks, num_shards)
-  stale = shards.remove_stale_temporaries(output_dir)
-  if stale:
-    logging.info('removed %d temporary files of an interrupted run', stale)
-  pending = [i for i, s in enumerate(specs)
-             if not shards.is_complete(output_dir, s)]
-  done = len(specs) - len(pending)
-  if done:
-    logging.info('resuming: %d of %d shards already complete', done,
-                 len(specs))
-  todo = sum(len(specs[i].tasks) for i in pending)
-  progress = progress_lib.Progress(todo)
-  if runner == 'beam':
-    beam_runner.run(specs, pending, output_dir, options, list(beam_args))
-  else:
-    run_local(specs, pending, output_dir, options, workers, progress)
-  rows = shards.write_manifest(output_dir, specs)
+  rows = run_plan(specs, output_dir, options, runner, workers, beam_args)
   counts = video_frames.summarize(rows)
   frames = sum(r['frames'] for r in rows if r['status'] == decoder.OK)
   return {'counts': counts, 'frames': frames, 'rows': rows}

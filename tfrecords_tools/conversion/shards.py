@@ -11,7 +11,7 @@ finishes the rest: the result is byte-identical to an uninterrupted run.
 import dataclasses
 import json
 import os
-from typing import Dict, Iterable, List, Sequence
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -102,6 +102,19 @@ def build_sequence_example(result: video_frames.VideoResult) -> bytes:
   return example.SerializeToString(deterministic=True)
 
 
+# What a shard writer makes of one converted task: its serialised records,
+# its manifest rows and the number of frames written.
+Encoded = Tuple[List[bytes], List[Dict], int]
+
+
+def encode_video(result: video_frames.VideoResult) -> Encoded:
+  """One record per converted video, one manifest row per video."""
+  if result.status != decoder.OK:
+    return [], [result.manifest_row()], 0
+  return ([build_sequence_example(result)], [result.manifest_row()],
+          len(result.jpegs))
+
+
 def is_complete(output_dir: str, spec: ShardSpec) -> bool:
   return (tf.io.gfile.exists(os.path.join(output_dir, spec.manifest_piece)) and
           tf.io.gfile.exists(os.path.join(output_dir, spec.filename)))
@@ -131,21 +144,27 @@ def write_jsonl(path: str, rows: Sequence[Dict]) -> None:
 class ShardWriter:
   """Writes one shard's records and manifest rows, committing atomically."""
 
-  def __init__(self, output_dir: str, spec: ShardSpec):
+  def __init__(self, output_dir: str, spec: ShardSpec,
+               encode: Callable[..., Encoded] = encode_video):
     self._dir = output_dir
     self._spec = spec
+    self._encode = encode
     tf.io.gfile.makedirs(os.path.join(output_dir, MANIFEST_DIR))
     suffix = f'{_TMP_MARK}{os.getpid()}'
     self._tmp = os.path.join(output_dir, spec.filename + suffix)
     self._writer = tf.io.TFRecordWriter(self._tmp)
     self.rows: List[Dict] = []
     self.frames = 0
+    self.tasks_added = 0
 
-  def add(self, result: video_frames.VideoResult) -> None:
-    if result.status == decoder.OK:
-      self._writer.write(build_sequence_example(result))
-      self.frames += len(result.jpegs)
-    self.rows.append(result.manifest_row())
+  def add(self, result) -> None:
+    """Writes a converted task's records (`encode` says which)."""
+    records, rows, frames = self._encode(result)
+    for record in records:
+      self._writer.write(record)
+    self.frames += frames
+    self.rows.extend(rows)
+    self.tasks_added += 1
 
   def commit(self) -> None:
     self._writer.close()
@@ -154,10 +173,10 @@ class ShardWriter:
     write_jsonl(os.path.join(self._dir, self._spec.manifest_piece), self.rows)
 
 
-def write_shard(output_dir: str, spec: ShardSpec,
-                results: Iterable[video_frames.VideoResult]) -> List[Dict]:
+def write_shard(output_dir: str, spec: ShardSpec, results: Iterable,
+                encode: Callable[..., Encoded] = encode_video) -> List[Dict]:
   """Writes a whole shard from results in task order; returns its rows."""
-  writer = ShardWriter(output_dir, spec)
+  writer = ShardWriter(output_dir, spec, encode)
   for result in results:
     writer.add(result)
   writer.commit()

@@ -128,14 +128,19 @@ def inspect_record(serialized: bytes, where: str, report: Report,
     report.errors.extend(_check_frames(jpegs, height, width, where))
 
 
-def inspect_files(files: List[str], verify: bool) -> Report:
-  report = Report()
+def inspect_files(files: List[str], verify: bool, report=None,
+                  inspect=None):
+  """Every record of `files` through `inspect` (default `inspect_record`)
+  into `report` (default a new `Report`); an unreadable file is an error
+  naming it and the record where reading stopped."""
+  report = report if report is not None else Report()
+  inspect = inspect or inspect_record
   for path in files:
     report.shards += 1
     index = 0
     try:
       for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
-        inspect_record(serialized, f'{path} record {index}', report, verify)
+        inspect(serialized, f'{path} record {index}', report, verify)
         index += 1
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
       report.errors.append(
