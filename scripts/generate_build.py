@@ -23,6 +23,8 @@ DISTRIBUTIONS = {
     'absl': 'absl-py', 'apache_beam': 'apache-beam', 'av': 'av',
     'numpy': 'numpy', 'official': 'tf-models-official',
     'orbit': 'tf-models-official', 'PIL': 'pillow', 'pytest': 'pytest',
+    # A dependency of tf-models-official (COCO evaluation).
+    'pycocotools': 'pycocotools',
     'scipy': 'scipy', 'tensorboard': 'tensorboard',
     'tensorflow': 'tensorflow', 'tensorflow_datasets': 'tensorflow-datasets',
     'tf_keras': 'tf-keras', 'yaml': 'pyyaml',

@@ -62,6 +62,28 @@ def small_pretrain_config(**overrides):
   return config.replace(**overrides) if overrides else config
 
 
+def pretrained_checkpoint(folder: str, width: float, input_shape):
+  """A trainer-style checkpoint of the demo's CVRL model at `width` (the
+  backbone under 'backbone', momentum slots as a real run has them) in
+  `folder`; returns (model, folder)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+  from cvrl.modeling import cvrl_model  # pylint: disable=g-import-not-at-top
+  config = exp_factory.get_exp_config('cvrl_pretrain_demo').task.model
+  config.backbone.cvrl_r3d.width_multiplier = width
+  model = cvrl_model.build_cvrl_model(config, input_shape)
+  optimizer = tf_keras.optimizers.SGD(0.1, momentum=0.9)
+  optimizer.apply_gradients(
+      (tf.zeros_like(v), v) for v in model.trainable_variables)
+  checkpoint = tf.train.Checkpoint(
+      global_step=tf.Variable(5, dtype=tf.int64), model=model,
+      optimizer=optimizer, **model.checkpoint_items)
+  checkpoint.save(os.path.join(folder, 'ckpt'))
+  return model, folder
+
+
 def run_module(module, *args, check=True, timeout=600):
   """Runs `python -m module args` from the repo root; returns the result."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)

@@ -17,6 +17,7 @@ from cvrl.configs import precision
 from cvrl.configs import video_data
 from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import cvrl_model
+from tests.conftest import pretrained_checkpoint
 
 FRAMES, SIZE, CLASSES = 4, 32, 8
 
@@ -118,19 +119,8 @@ def test_missing_checkpoint_never_means_from_scratch():
 
 
 def _pretrained_checkpoint(tmp_path, width):
-  """A trainer-style checkpoint of a CVRL model (backbone under 'backbone')."""
-  config = exp_factory.get_exp_config('cvrl_pretrain_demo').task.model
-  config.backbone.cvrl_r3d.width_multiplier = width
-  model = cvrl_model.build_cvrl_model(config, (FRAMES, SIZE, SIZE, 3))
-  # With momentum slots, as a real run's checkpoint has them.
-  optimizer = tf_keras.optimizers.SGD(0.1, momentum=0.9)
-  optimizer.apply_gradients(
-      (tf.zeros_like(v), v) for v in model.trainable_variables)
-  checkpoint = tf.train.Checkpoint(
-      global_step=tf.Variable(5, dtype=tf.int64), model=model,
-      optimizer=optimizer, **model.checkpoint_items)
-  checkpoint.save(str(tmp_path / 'pretrain' / 'ckpt'))
-  return model, str(tmp_path / 'pretrain')
+  return pretrained_checkpoint(str(tmp_path / 'pretrain'), width,
+                               (FRAMES, SIZE, SIZE, 3))
 
 
 def test_restores_exactly_the_pretrained_backbone(tmp_path):
@@ -176,7 +166,8 @@ def test_a_checkpoint_of_another_backbone_fails_naming_the_variable(tmp_path):
 
 EVAL_EXPERIMENTS = sorted(
     name for name in exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
-    if name.startswith('cvrl_') and not name.startswith('cvrl_pretrain'))
+    if name.startswith('cvrl_') and not name.startswith(('cvrl_pretrain',
+                                                         'cvrl_ava')))
 
 
 def test_every_protocol_is_registered():

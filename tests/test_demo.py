@@ -10,6 +10,7 @@ import pytest
 
 from cvrl.eval import reports
 from tests.conftest import REPO_ROOT
+from tests.conftest import pretrained_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -37,4 +38,29 @@ def test_demo_runs_end_to_end(tmp_path):
   with open(os.path.join(out, 'linear_cvrl.log')) as f:
     assert 'restored the backbone from' in f.read()
   with open(os.path.join(out, 'linear_random.log')) as f:
+    assert 'random_backbone: the backbone keeps its random weights' in f.read()
+
+
+def test_detection_demo_runs_end_to_end(tmp_path):
+  """scripts/demo_detection.sh, shortened, on a CVRL checkpoint of the
+  demo's model: synthetic AVA -> convert_ava -> inspect -> fine-tune from
+  the checkpoint and from random weights -> the mAP table."""
+  out = str(tmp_path / 'demo')
+  pretrained_checkpoint(os.path.join(out, 'pretrain'), 0.25, (8, 32, 32, 3))
+  env = dict(os.environ, CVRL_DEMO_QUICK='1', TF_CPP_MIN_LOG_LEVEL='2')
+  result = subprocess.run(['bash', 'scripts/demo_detection.sh', out],
+                          cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=1200, check=False)
+  assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+  text = result.stdout
+  assert '== 0/5' not in text  # the checkpoint was there
+  for stage in range(1, 6):
+    assert f'== {stage}/5' in text
+  assert re.search(r'^CVRL\s+\d+\.\d\d(\s+\d+\.\d\d){4}\s+6$', text, re.M), text
+  assert re.search(r'^random\s+\d+\.\d\d(\s+\d+\.\d\d){4}\s+6$', text, re.M)
+  assert re.search(r'CVRL - random: [+-]\d+\.\d\d points mAP', text)
+  assert os.path.getsize(os.path.join(out, 'ava', 'keyframe.png')) > 0
+  with open(os.path.join(out, 'ava_cvrl.log')) as f:
+    assert 'restored the backbone from' in f.read()
+  with open(os.path.join(out, 'ava_random.log')) as f:
     assert 'random_backbone: the backbone keeps its random weights' in f.read()

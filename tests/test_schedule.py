@@ -41,6 +41,9 @@ def _check_recipe(params, epochs, warmup_epochs, examples):
   assert abs(steps - epochs * per_epoch) <= 0.5 + 1e-9, (steps, epochs,
                                                          per_epoch)
   lr = _learning_rate(params)
+  if params.trainer.optimizer_config.learning_rate.type == 'stepwise':
+    _check_steps(params, lr, per_epoch)
+    return
   base = params.trainer.optimizer_config.learning_rate.cosine
   warmup = int(round(warmup_epochs * per_epoch))
   warmup = min(warmup, steps - 1)
@@ -64,6 +67,17 @@ def _check_recipe(params, epochs, warmup_epochs, examples):
   for interval in (trainer.summary_interval, trainer.checkpoint_interval,
                    trainer.validation_interval):
     assert interval % trainer.steps_per_loop == 0 and interval > 0
+
+
+def _check_steps(params, lr, per_epoch):
+  """Detection's 1x schedule: each value until its epoch's step."""
+  stepwise = params.trainer.optimizer_config.learning_rate.stepwise
+  epochs = params.trainer.decay_epochs
+  assert stepwise.boundaries == [round(e * per_epoch) for e in epochs]
+  for boundary, before, after in zip(stepwise.boundaries, stepwise.values,
+                                     stepwise.values[1:]):
+    np.testing.assert_allclose(float(lr(boundary)), before, rtol=1e-6)
+    np.testing.assert_allclose(float(lr(boundary + 1)), after, rtol=1e-6)
 
 
 @pytest.mark.parametrize('name', EXPERIMENTS)
@@ -146,6 +160,13 @@ def test_missing_dataset_size_is_a_named_error():
                      match='task.train_data.num_examples'):
     schedule.derive(params)
   params = exp_factory.get_exp_config('cvrl_pretrain_k400')
-  params.trainer.optimizer_config.learning_rate.type = 'stepwise'
+  params.trainer.optimizer_config.learning_rate.type = 'exponential'
   with pytest.raises(base.ConfigError, match='learning_rate.type'):
+    schedule.derive(params)
+  params = exp_factory.get_exp_config('cvrl_ava_detection')
+  params.trainer.decay_epochs = (8,)  # three values need two steps down
+  with pytest.raises(base.ConfigError, match='trainer.decay_epochs'):
+    schedule.derive(params)
+  params.trainer.decay_epochs = (11, 8)
+  with pytest.raises(base.ConfigError, match='increasing epochs'):
     schedule.derive(params)

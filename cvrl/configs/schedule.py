@@ -139,6 +139,9 @@ def _size_steps(trainer, steps_per_epoch: float, total: int) -> None:
   """Stepwise boundaries (in steps) from trainer.decay_epochs."""
   stepwise = trainer.optimizer_config.learning_rate.stepwise
   epochs = list(getattr(trainer, 'decay_epochs', ()) or ())
+  base.check(bool(stepwise.values),
+             'trainer.optimizer_config.learning_rate.stepwise.values',
+             stepwise.values, 'the learning rates of the steps')
   base.check(len(epochs) == len(stepwise.values) - 1, 'trainer.decay_epochs',
              epochs, f'{len(stepwise.values) - 1} epochs, one per step down '
              f'of the stepwise values {list(stepwise.values)}')

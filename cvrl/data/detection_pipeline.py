@@ -130,15 +130,14 @@ def proposal_labels(proposals, gt_boxes, gt_labels,
   """Each proposal takes the actions of the ground-truth box it overlaps
   most, if by IoU >= threshold (else none): what makes the validation loss
   on proposals mean something."""
-  overlaps = box_iou(proposals, gt_boxes)
-  if_any = tf.shape(gt_boxes)[0] > 0
+  # A zero-overlap, no-action column: a keyframe without ground truth
+  # (or a proposal that matches nothing) gets no actions.
+  overlaps = tf.concat([box_iou(proposals, gt_boxes),
+                        tf.zeros([tf.shape(proposals)[0], 1])], axis=1)
   best = tf.argmax(overlaps, axis=1, output_type=tf.int32)
-  matched = tf.reduce_max(
-      tf.concat([overlaps, tf.zeros([tf.shape(proposals)[0], 1])], 1),
-      axis=1) >= threshold
-  labels = tf.cond(if_any, lambda: tf.gather(gt_labels, best),
-                   lambda: tf.zeros([tf.shape(proposals)[0],
-                                     gt_labels.shape[-1]]))
+  matched = tf.reduce_max(overlaps, axis=1) >= threshold
+  no_action = tf.zeros([1, tf.shape(gt_labels)[1]])
+  labels = tf.gather(tf.concat([gt_labels, no_action], axis=0), best)
   return labels * tf.cast(matched, tf.float32)[:, None]
 
 
@@ -209,6 +208,10 @@ def process_keyframe(example, seed, config: detection_cfg.DetectionDataConfig
   return out
 
 
+def _pad_batch(batch: Dict[str, tf.Tensor], size: int):
+  return {k: _pad(v, size) for k, v in batch.items()}
+
+
 def build_dataset(config: detection_cfg.DetectionDataConfig,
                   input_context: Optional[tf.distribute.InputContext] = None
                   ) -> tf.data.Dataset:
@@ -229,6 +232,22 @@ def build_dataset(config: detection_cfg.DetectionDataConfig,
                                           position), config),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=config.drop_remainder)
+  if not config.drop_remainder:
+    # The last batch is padded with empty keyframes (no boxes, masks 0):
+    # every batch has the same static size, so every replica gets examples
+    # (an empty per-replica batch crashes TF's CPU Conv3D) and TPUs compile
+    # one program. Padding adds no detection and no ground truth.
+    dataset = dataset.map(lambda b: _pad_batch(b, batch_size))
+    # And whole padding batches, so the replicas this pipeline feeds get
+    # one batch each at every step (else the last real batch is lost).
+    replicas = (input_context.num_replicas_in_sync //
+                input_context.num_input_pipelines if input_context else 1)
+    if replicas > 1:
+      empty = tf.data.Dataset.from_tensors(tf.nest.map_structure(
+          lambda spec: tf.zeros(spec.shape, spec.dtype),
+          dataset.element_spec)).repeat(replicas - 1)
+      dataset = dataset.concatenate(empty).batch(
+          replicas, drop_remainder=True).unbatch()
   options = tf.data.Options()
   options.deterministic = True
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

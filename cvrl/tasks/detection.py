@@ -144,6 +144,8 @@ class DetectionTask(video_task.VideoTask):
     groundtruth, detections = [], []
     for i, codes in enumerate(arrays['key']):
       key = detection_pipeline.key_text(codes)
+      if not key:  # padding of the last batch
+        continue
       video_id, timestamp = key.rsplit(',', 1)
       for box, labels, real in zip(arrays['gt_boxes'][i],
                                    arrays['gt_labels'][i],

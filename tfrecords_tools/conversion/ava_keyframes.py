@@ -153,9 +153,13 @@ def convert_chunk(task: MovieChunk, options: ClipOptions) -> ChunkResult:
         start_s=max(0.0, first), end_s=last + 1.0 / options.fps))
   except Exception as e:  # pylint: disable=broad-except
     return fail_all(vd.UNREADABLE, f'{type(e).__name__}: {e}')
-  if decoded.error or not decoded.frames:
-    return fail_all(vd.CORRUPT if decoded.error else vd.TOO_SHORT,
-                    decoded.error or 'no frames decoded in the window')
+  if decoded.error:
+    return fail_all(vd.CORRUPT, decoded.error)
+  if not decoded.frames:
+    return fail_all(vd.TOO_SHORT, (
+        f'no frames in the clips\' window [{first:.2f}, {last:.2f}] s of the '
+        f'movie file (is --movie_start_s={options.movie_start_s:g} right '
+        'for these files?)'))
   start = decoded.start_us / 1e6
   cache: Dict[int, bytes] = {}
   for keyframe in wanted:

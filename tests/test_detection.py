@@ -1,0 +1,307 @@
+"""The AVA detector: RoIAlign, dilated res5, checkpoint restore, the keyframe
+pipeline's boxes, and the task's train / evaluation contract."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from official.core import exp_factory
+from official.core import task_factory
+
+from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+from cvrl.configs import base
+from cvrl.configs import launch
+from cvrl.configs import modeling
+from cvrl.configs import precision
+from cvrl.data import ava_files
+from cvrl.data import detection_pipeline as dp
+from cvrl.modeling import action_detector
+from cvrl.modeling import checkpoint_restore
+from cvrl.modeling import r3d
+from tests.conftest import pretrained_checkpoint
+from tfrecords_tools.conversion import ava_keyframes
+from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import shards
+from tfrecords_tools.datasets import synthetic_ava
+
+FRAMES, HEIGHT, WIDTH = 4, 32, 48
+
+
+def _reference_roi_align(fmap, box, stride, size=7):
+  """NumPy: one bilinear sample at each bin centre, indices clamped to the
+  map (Model Garden's convention), box in input pixels (y1, x1, y2, x2)."""
+  height, width = fmap.shape[:2]
+  y1, x1, y2, x2 = np.asarray(box, np.float64) / stride
+  out = np.zeros((size, size, fmap.shape[2]))
+  for i in range(size):
+    for j in range(size):
+      y = y1 + (i + 0.5) * (y2 - y1) / size
+      x = x1 + (j + 0.5) * (x2 - x1) / size
+      y0 = min(max(np.floor(y), 0), height - 1)
+      x0 = min(max(np.floor(x), 0), width - 1)
+      ya, xa = int(y0), int(x0)
+      yb, xb = min(ya + 1, height - 1), min(xa + 1, width - 1)
+      ly, lx = y - y0, x - x0
+      out[i, j] = ((1 - ly) * (1 - lx) * fmap[ya, xa] +
+                   (1 - ly) * lx * fmap[ya, xb] +
+                   ly * (1 - lx) * fmap[yb, xa] + ly * lx * fmap[yb, xb])
+  return out
+
+
+def test_roi_align_samples_bin_centres_exactly():
+  # On a map whose channels are (y, x), bilinear sampling is exact: bin
+  # (i, j) of box (y1, x1, y2, x2) in map units is at y1 + (i + .5) h / 7.
+  yy, xx = np.mgrid[0:8, 0:12].astype(np.float32)
+  fmap = np.stack([yy, xx], axis=-1)[None]
+  box = np.array([2.0, 3.0, 6.0, 10.0]) * 16 / np.array([128, 192] * 2)
+  out = action_detector.roi_align(tf.constant(fmap), tf.constant(
+      box[None, None], tf.float32), (128, 192), 16).numpy()[0, 0]
+  centres = (np.arange(7) + 0.5) / 7
+  np.testing.assert_allclose(out[:, 0, 0], 2.0 + 4.0 * centres, atol=1e-5)
+  np.testing.assert_allclose(out[0, :, 1], 3.0 + 7.0 * centres, atol=1e-5)
+
+
+def test_roi_align_matches_numpy_reference():
+  rng = np.random.default_rng(0)
+  fmap = rng.normal(size=(2, 4, 6, 3)).astype(np.float32)
+  boxes = np.array([[[0.1, 0.2, 0.6, 0.9], [0.0, 0.0, 1.0, 1.0]],
+                    [[0.5, 0.5, 0.97, 0.99], [0.3, 0.1, 0.35, 0.2]]],
+                   np.float32)
+  out = action_detector.roi_align(tf.constant(fmap), tf.constant(boxes),
+                                  (64, 96), 16).numpy()
+  for b in range(2):
+    for n in range(2):
+      pixels = boxes[b, n] * np.array([64, 96, 64, 96])
+      np.testing.assert_allclose(
+          out[b, n], _reference_roi_align(fmap[b], pixels, 16), atol=1e-5)
+
+
+def test_dilated_res5_keeps_weights_and_halves_the_stride():
+  plain = modeling.R3DConfig(depth=14, width_multiplier=0.25)
+  dilated = plain.replace(res5_dilation=2)
+  shape = (FRAMES, 64, 96, 3)
+  a, b = r3d.build_r3d(plain, shape), r3d.build_r3d(dilated, shape)
+  assert r3d.count_params(a) == r3d.count_params(b)
+  assert [w.shape for w in a.weights] == [w.shape for w in b.weights]
+  assert a.endpoints['res4'].shape == b.endpoints['res4'].shape
+  assert a.endpoints['res5'].shape[2:4] == (2, 3)   # 64 x 96 / 32
+  assert b.endpoints['res5'].shape[2:4] == (4, 6)   # / 16
+  assert (plain.output_stride, dilated.output_stride) == (32, 16)
+  with pytest.raises(base.ConfigError, match='res5_dilation'):
+    plain.replace(res5_dilation=3).validate()
+
+
+def _small(params, **task_fields):
+  task = params.task
+  task.model.backbone.cvrl_r3d.depth = 14
+  task.model.backbone.cvrl_r3d.width_multiplier = 0.125
+  task.model.norm_activation.use_sync_bn = False
+  for data in (task.train_data, task.validation_data):
+    data.num_frames, data.frame_size = FRAMES, (HEIGHT, WIDTH)
+  task.train_data.global_batch_size = 4
+  return params.replace(task=task.replace(**task_fields))
+
+
+def test_pretraining_checkpoint_restores_into_the_detector(tmp_path):
+  pretrained, folder = pretrained_checkpoint(
+      str(tmp_path / 'pretrain'), 0.125, (FRAMES, 32, 32, 3))
+  params = _small(exp_factory.get_exp_config('cvrl_ava_detection'),
+                  init_checkpoint=folder)
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)
+  for want, got in zip(pretrained.backbone.weights, model.backbone.weights):
+    np.testing.assert_array_equal(want.numpy(), got.numpy())
+  _, wider = pretrained_checkpoint(str(tmp_path / 'wide'), 0.25,
+                                   (FRAMES, 32, 32, 3))
+  task = task_factory.get_task(params.task.replace(init_checkpoint=wider))
+  with pytest.raises(checkpoint_restore.RestoreError,
+                     match=r'backbone variable stem_conv/kernel:0 has shape'):
+    task.initialize(task.build_model())
+
+
+def test_box_transform_hand_computed():
+  window = tf.constant([0.2, 0.1, 0.7, 0.6])
+  boxes = tf.constant([[0.3, 0.2, 0.5, 0.4], [0.8, 0.8, 0.9, 0.9],
+                       [0.1, 0.0, 0.4, 0.3]])
+  moved, valid = dp.transform_boxes(boxes, window, tf.constant(False))
+  np.testing.assert_allclose(moved[0], [0.2, 0.2, 0.6, 0.6], atol=1e-6)
+  np.testing.assert_allclose(moved[2], [0.0, 0.0, 0.4, 0.4], atol=1e-6)
+  assert valid.numpy().tolist() == [True, False, True]  # 2nd left the crop
+  flipped, _ = dp.transform_boxes(boxes, window, tf.constant(True))
+  np.testing.assert_allclose(flipped[0], [0.2, 0.4, 0.6, 0.8], atol=1e-6)
+
+
+def test_clip_is_centred_on_the_keyframe():
+  assert dp.clip_indices(8, 16, 4, 2).numpy().tolist() == [4, 6, 8, 10]
+  assert dp.clip_indices(1, 16, 4, 2).numpy().tolist() == [0, 0, 1, 3]
+
+
+def test_proposals_take_the_actions_of_the_box_they_match():
+  gt = tf.constant([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+  labels = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+  proposals = tf.constant([[0.0, 0.0, 0.5, 0.45], [0.5, 0.5, 0.6, 0.6],
+                           [0.55, 0.5, 1.0, 1.0]])
+  got = dp.proposal_labels(proposals, gt, labels).numpy()
+  assert got.tolist() == [[1, 0], [0, 0], [0, 1]]
+  none = dp.proposal_labels(proposals, tf.zeros([0, 4]), tf.zeros([0, 2]))
+  assert none.numpy().sum() == 0
+
+
+@pytest.fixture(scope='module')
+def records(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp('ava'))
+  synthetic_ava.make_dataset(root, {'train': 2, 'val': 1}, seconds=7.0,
+                             fps=10, height=HEIGHT, width=WIDTH, seed=1)
+  notes = os.path.join(root, 'annotations')
+  labels = ava_files.read_label_map(os.path.join(
+      notes, 'ava_action_list_v2.2.pbtxt'))
+  options = ava_keyframes.ClipOptions(fps=10, clip_frames=8, short_side=0)
+  for split in ('train', 'val'):
+    tasks, _ = ava_keyframes.read_split(
+        split, os.path.join(notes, f'ava_{split}_v2.2.csv'),
+        os.path.join(notes, f'ava_{split}_predicted_boxes.csv'), None,
+        set(labels), os.path.join(root, 'movies'))
+    job.run_plan(shards.plan_shards(tasks, 2), os.path.join(root, split),
+                 options, 'local', 1, (), ava_keyframes.convert_chunk,
+                 ava_keyframes.encode_chunk)
+  return root
+
+
+def _params(records, **task_fields):
+  params = _small(exp_factory.get_exp_config('cvrl_ava_demo'),
+                  init_checkpoint='', random_backbone=True, **task_fields)
+  task = params.task
+  task.train_data.input_path = f'{records}/train/train-*.tfrecord'
+  task.validation_data.input_path = f'{records}/val/val-*.tfrecord'
+  task.train_data.num_examples = 10
+  notes = os.path.join(records, 'annotations')
+  task.evaluated_label_map = os.path.join(
+      notes, 'ava_action_list_v2.2_for_activitynet_2019.pbtxt')
+  task.label_map = os.path.join(notes, 'ava_action_list_v2.2.pbtxt')
+  return params
+
+
+def test_training_batches_same_seed_same_crop_every_frame(records):
+  config = _params(records).task.train_data.replace(
+      crop_scale_range=(0.6, 0.8), flip_prob=0.5, max_boxes=2)
+  first = next(iter(dp.build_dataset(config)))
+  again = next(iter(dp.build_dataset(config)))
+  for key in first:
+    np.testing.assert_array_equal(first[key].numpy(), again[key].numpy())
+  assert first['image'].shape == (4, FRAMES, HEIGHT, WIDTH, 3)
+  assert first['boxes'].shape == (4, 2, 4) and first['labels'].shape == (
+      4, 2, 5)
+  # Synthetic keyframes have 2-3 actors: the third of a keyframe is dropped
+  # and counted, never silently.
+  real = first['box_mask'].numpy().sum(axis=1)
+  assert (real <= 2).all() and first['boxes_dropped'].numpy().max() <= 1
+  # Same crop for every frame: a clip of one repeated frame stays constant.
+  example = next(iter(tf.data.TFRecordDataset(
+      tf.io.gfile.glob(config.input_path)).map(dp.parse_keyframe)))
+  example['frames'] = tf.repeat(example['frames'][:1], 8)
+  out = dp.process_keyframe(example, tf.constant([3, 4], tf.int64), config)
+  frames = out['image'].numpy()
+  assert np.abs(frames - frames[:1]).max() == 0
+
+
+def test_out_of_range_action_fails_naming_the_keyframe(records):
+  config = _params(records).task.train_data.replace(num_classes=3)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'keyframe .*syntr\d+,\d+.*: action ids'):
+    next(iter(dp.build_dataset(config)))
+
+
+def test_task_trains_and_reports_map_per_class(records, tmp_path):
+  params = _params(records)
+  task = task_factory.get_task(params.task, logging_dir=str(tmp_path))
+  model = task.build_model()
+  optimizer = tf_keras.optimizers.SGD(0.05)
+  batches = iter(task.build_inputs(params.task.train_data))
+  metrics = task.build_metrics()
+  losses = [float(task.train_step(next(batches), model, optimizer,
+                                  metrics)['loss']) for _ in range(3)]
+  assert all(np.isfinite(losses))
+  state = None
+  for batch in task.build_inputs(params.task.validation_data):
+    logs = task.validation_step(batch, model, task.build_metrics(False))
+    state = task.aggregate_logs(state, {k: (v,) for k, v in logs.items()})
+  result = task.reduce_aggregated_logs(state, tf.constant(3))
+  assert 0.0 <= result['mAP'] <= 1.0
+  assert set(k for k in result if k.startswith('AP/')) <= {
+      'AP/walk left', 'AP/walk right', 'AP/jump', 'AP/wave'}
+  table = (tmp_path / 'ava_ap_step_3.csv').read_text().splitlines()
+  assert table[0].startswith('class_id') and len(table) == 1 + 4 + 1
+  # The ground truth the evaluator saw is the records' (evaluated actions).
+  groundtruth, detections = task.detections_and_truth(state)
+  rows, _ = ava_files.read_boxes(os.path.join(
+      records, 'annotations', 'ava_val_v2.2.csv'))
+  assert sorted((k, c) for k, _, c in groundtruth) == sorted(
+      (ava_files.keyframe_key(*r.keyframe), r.action_id) for r in rows)
+  written = (tmp_path / 'ava_detections_step_3.csv').read_text().splitlines()
+  assert len(written) == len(detections) > 0
+
+
+def test_xla_compiled_train_step(records):
+  params = _params(records, jit_compile=True)
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  logs = task.train_step(batch, model, tf_keras.optimizers.SGD(0.01), [])
+  assert np.isfinite(float(logs['loss']))
+
+
+def test_paper_schedule_steps_at_epochs_8_and_11():
+  params = exp_factory.get_exp_config('cvrl_ava_detection')
+  launch.prepare(params, precision.Devices(tpu=True))
+  per_epoch = 210_634 / 32
+  assert params.trainer.train_steps == round(12 * per_epoch)
+  lr = params.trainer.optimizer_config.learning_rate.stepwise
+  assert lr.boundaries == [round(8 * per_epoch), round(11 * per_epoch)]
+  assert lr.values == pytest.approx([0.2, 0.02, 0.002])
+  assert params.task.train_data.global_batch_size == 32
+  assert params.task.model.backbone.cvrl_r3d.res5_dilation == 2
+  assert params.task.validation_data.proposal_score_threshold == 0.8
+  for name in ('cvrl_ava_detection_inflated', 'cvrl_ava_detection_random'):
+    exp_factory.get_exp_config(name).task.validate()
+
+
+def _map_of(task, model, batches, run=None, local=None):
+  state = None
+  for batch in batches:
+    if run is None:
+      logs = {k: (v,) for k, v in task.validation_step(batch, model).items()}
+    else:
+      logs = {k: local(v) for k, v in run(batch).items()}
+    state = task.aggregate_logs(state, logs)
+  return task.reduce_aggregated_logs(state), task.detections_and_truth(state)
+
+
+def test_two_replicas_give_the_single_device_map(records, mirrored_strategy):
+  params = _params(records)
+  config = params.task.validation_data
+  # 4 keyframes: one padded batch of 8, 4 real examples for one replica and
+  # only padding for the other.
+  assert sum(1 for _ in tf.data.TFRecordDataset(
+      tf.io.gfile.glob(config.input_path))) == 4
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  single, single_sets = _map_of(task, model, task.build_inputs(config))
+  with mirrored_strategy.scope():
+    replicated = task.build_model()  # same init_seed: the same weights
+  for a, b in zip(model.weights, replicated.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  batches = mirrored_strategy.distribute_datasets_from_function(
+      lambda context: task.build_inputs(config, context))
+  both, both_sets = _map_of(
+      task, replicated, batches,
+      # In a tf.function, as Model Garden's trainer runs eval steps.
+      run=tf.function(lambda b: mirrored_strategy.run(
+          task.validation_step, args=(b, replicated))),
+      local=mirrored_strategy.experimental_local_results)
+  assert sorted(single_sets[0]) == sorted(both_sets[0])
+  assert len(single_sets[1]) == len(both_sets[1])
+  assert both['mAP'] == pytest.approx(single['mAP'], abs=1e-6)
