@@ -2,6 +2,7 @@
 pipeline's boxes, and the task's train / evaluation contract."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from cvrl.modeling import action_detector
 from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import r3d
 from tests.conftest import pretrained_checkpoint
+from tests.conftest import run_module
 from tfrecords_tools.conversion import ava_keyframes
 from tfrecords_tools.conversion import job
 from tfrecords_tools.conversion import shards
@@ -243,6 +245,15 @@ def test_task_trains_and_reports_map_per_class(records, tmp_path):
       (ava_files.keyframe_key(*r.keyframe), r.action_id) for r in rows)
   written = (tmp_path / 'ava_detections_step_3.csv').read_text().splitlines()
   assert len(written) == len(detections) > 0
+  # The CSV, evaluated against the annotation file as a user would
+  # (cvrl.tools.ava_eval), gives the task's mAP.
+  result_csv = run_module(
+      'cvrl.tools.ava_eval', f'--groundtruth={records}/annotations/'
+      'ava_val_v2.2.csv', f'--detections={tmp_path}/ava_detections_step_3.csv',
+      f'--label_map={params.task.evaluated_label_map}')
+  csv_map = float(re.search(r'frame mAP@0.5 ([\d.]+)',
+                            result_csv.stdout).group(1))
+  assert csv_map == pytest.approx(result['mAP'], abs=1e-3)
 
 
 def test_xla_compiled_train_step(records):

@@ -127,6 +127,9 @@ class DetectionTaskConfig(cfg.TaskConfig):
   evaluated_label_map: str = ''
   # Names for the per-class AP table (the full .pbtxt); optional.
   label_map: str = ''
+  # Keyframes the evaluation skips (AVA's excluded timestamps CSV); optional:
+  # convert_ava already writes no record for them.
+  excluded_timestamps: str = ''
   l2_weight_decay: float = 1e-7
   init_seed: int = 0
   jit_compile: bool = False

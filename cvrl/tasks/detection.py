@@ -163,7 +163,13 @@ class DetectionTask(video_task.VideoTask):
   def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
     groundtruth, detections = self.detections_and_truth(aggregated_logs)
     ids, names = self.evaluated_classes()
-    result = ava_map.evaluate(groundtruth, [d[:4] for d in detections], ids)
+    excluded, problems = ava_files.read_excluded(
+        self.task_config.excluded_timestamps or None)
+    for problem in problems:
+      logging.warning('task.excluded_timestamps: %s', problem)
+    result = ava_map.evaluate(
+        groundtruth, [d[:4] for d in detections], ids,
+        {ava_files.keyframe_key(*k) for k in excluded})
     step = int(global_step.numpy()) if global_step is not None else 0
     if self.logging_dir:
       tf.io.gfile.makedirs(self.logging_dir)
