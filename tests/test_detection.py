@@ -22,6 +22,7 @@ from cvrl.data import detection_pipeline as dp
 from cvrl.modeling import action_detector
 from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import r3d
+from tests.conftest import REPO_ROOT
 from tests.conftest import pretrained_checkpoint
 from tests.conftest import run_module
 from tfrecords_tools.conversion import ava_keyframes
@@ -316,3 +317,43 @@ def test_two_replicas_give_the_single_device_map(records, mirrored_strategy):
   assert sorted(single_sets[0]) == sorted(both_sets[0])
   assert len(single_sets[1]) == len(both_sets[1])
   assert both['mAP'] == pytest.approx(single['mAP'], abs=1e-6)
+
+
+@pytest.mark.parametrize('name', ['cvrl_ava_detection',
+                                  'cvrl_ava_detection_inflated',
+                                  'cvrl_ava_detection_random'])
+def test_runlocal_smoke_test_of_the_paper_recipes(name, records, tmp_path):
+  """experiments/runlocal_detection.yaml on each recipe: two train steps and
+  a validation step on convert_ava records (R3D-14 for time)."""
+  paths = (f'task.train_data.input_path={records}/train/*.tfrecord,'
+           f'task.validation_data.input_path={records}/val/*.tfrecord,'
+           'task.model.backbone.cvrl_r3d.depth=14,'
+           'task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
+           'task.model.head.num_classes=5,task.train_data.num_classes=5,'
+           'task.validation_data.num_classes=5,task.evaluated_label_map=,'
+           'task.label_map=')
+  params = launch.parse_experiment(
+      name, [os.path.join(REPO_ROOT, 'experiments',
+                          'runlocal_detection.yaml')], paths)
+  if not params.task.random_backbone:
+    _, folder = pretrained_checkpoint(str(tmp_path / 'ckpt'), 0.125,
+                                      (FRAMES, 32, 32, 3))
+    params.task.init_checkpoint = folder
+  launch.prepare(params, precision.Devices())
+  params.validate()
+  assert params.trainer.train_steps == 2
+  task = task_factory.get_task(params.task, logging_dir=str(tmp_path))
+  model = task.build_model()
+  task.initialize(model)
+  optimizer = task.create_optimizer(params.trainer.optimizer_config,
+                                    params.runtime)
+  batches = iter(task.build_inputs(params.task.train_data))
+  for _ in range(2):
+    logs = task.train_step(next(batches), model, optimizer,
+                           task.build_metrics())
+    assert np.isfinite(float(logs['loss']))
+  validation = next(iter(task.build_inputs(params.task.validation_data)))
+  logs = task.validation_step(validation, model, task.build_metrics(False))
+  result = task.reduce_aggregated_logs(task.aggregate_logs(
+      None, {k: (v,) for k, v in logs.items()}))
+  assert 0.0 <= result['mAP'] <= 1.0
