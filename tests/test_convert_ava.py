@@ -242,3 +242,23 @@ def test_inspect_reports_boxes_and_draws_a_keyframe(ava_root, converted,
   assert image.shape == (48 * 4, 64 * 4, 3)
   # The ground-truth boxes are drawn in pure green.
   assert ((image == [0, 255, 0]).all(axis=-1)).sum() > 50
+
+
+def test_keyframes_with_only_proposals_are_kept_unless_annotated_only(
+    ava_root, tmp_path):
+  proposals = tmp_path / 'proposals.csv'
+  with open(_notes(ava_root, 'ava_train_predicted_boxes.csv')) as f:
+    text = f.read()
+  video = text.split(',')[0]
+  proposals.write_text(text + f'{video},0950,0.1,0.1,0.3,0.5,,0.99\n')
+  args = ('train', _notes(ava_root, 'ava_train_v2.2.csv'), str(proposals),
+          None, None, os.path.join(ava_root, 'movies'))
+
+  def keyframes(**kwargs):
+    tasks, _ = ava_keyframes.read_split(*args, **kwargs)
+    return {(t.video_id, k.timestamp) for t in tasks for k in t.keyframes}
+  everything = keyframes()
+  annotated = keyframes(annotated_only=True)
+  assert everything - annotated == {(video, 950)}
+  gt, _ = ava_files.read_boxes(_notes(ava_root, 'ava_train_v2.2.csv'))
+  assert annotated == {r.keyframe for r in gt}

@@ -5,7 +5,7 @@ resampled to --fps, short side --short_side, one JPEG per frame, as the
 classification records), its ground-truth boxes with multi-hot actions and
 person ids, the person proposals with scores, movie id and timestamp.
 
-  python -m tfrecords_tools.convert_ava --split=train \
+  python -m tfrecords_tools.convert_ava --split=train --keyframes=annotated \
       --annotation_dir=/data/ava/annotations --movie_root=/data/ava/videos_15min \
       --output_dir=/data/ava/tfrecords/train --num_shards=256
   python -m tfrecords_tools.convert_ava --split=val ... \
@@ -68,6 +68,12 @@ _MOVIE_START_S = flags.DEFINE_float(
     'movie_start_s', 900.0, 'AVA second at time 0 of the movie files.')
 _KEYFRAMES_PER_TASK = flags.DEFINE_integer(
     'keyframes_per_task', 10, 'Consecutive keyframes decoded as one unit.')
+_KEYFRAMES = flags.DEFINE_enum(
+    'keyframes', 'all', ['all', 'annotated'],
+    'all: every keyframe with ground truth or proposals (evaluation: a '
+    'detection on an unannotated keyframe counts as false, as in the '
+    'official evaluator); annotated: only keyframes with ground truth '
+    '(training, as PySlowFast does).')
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 16, 'Shards.')
 _WORKERS = flags.DEFINE_integer('workers', 0, 'Processes; 0: all cores.')
 _RUNNER = flags.DEFINE_enum('runner', 'local', ['local', 'beam'], 'Runner.')
@@ -123,7 +129,7 @@ def main(argv):
     labels = ava_files.read_label_map(label_map)
     tasks, problems = ava_keyframes.read_split(
         split, boxes, proposals, excluded, set(labels), _MOVIE_ROOT.value,
-        _KEYFRAMES_PER_TASK.value)
+        _KEYFRAMES_PER_TASK.value, _KEYFRAMES.value == 'annotated')
     if not tasks:
       raise job.UsageError('the annotations list no keyframe')
     options = ava_keyframes.ClipOptions(
@@ -134,6 +140,7 @@ def main(argv):
     os.makedirs(output_dir, exist_ok=True)
     record = dataclasses.asdict(options)
     record.update(kind='ava', split=split, num_shards=_NUM_SHARDS.value,
+                  keyframes=_KEYFRAMES.value,
                   keyframes_per_task=_KEYFRAMES_PER_TASK.value,
                   num_keyframes=sum(len(t.keyframes) for t in tasks),
                   labels={str(k): v for k, v in sorted(labels.items())})

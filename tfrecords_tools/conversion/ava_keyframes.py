@@ -80,10 +80,12 @@ class ChunkResult:
 
 def read_split(split: str, boxes_csv: Optional[str],
                proposals_csv: Optional[str], excluded_csv: Optional[str],
-               label_ids, movie_root: str, keyframes_per_task: int = 10
+               label_ids, movie_root: str, keyframes_per_task: int = 10,
+               annotated_only: bool = False
                ) -> Tuple[List[MovieChunk], List[ava_files.Problem]]:
   """Chunks of the split's keyframes (those with ground truth or
-  proposals) and every bad annotation row, with file and line."""
+  proposals; with annotated_only, those with ground truth) and every bad
+  annotation row, with file and line."""
   problems: List[ava_files.Problem] = []
   gt_rows, proposal_rows = [], []
   if boxes_csv:
@@ -112,7 +114,7 @@ def read_split(split: str, boxes_csv: Optional[str],
     proposals.setdefault(row.keyframe, []).append((row.box, row.score))
   chunks = []
   by_movie: Dict[str, List[Keyframe]] = {}
-  for key in sorted(set(gt) | set(proposals)):
+  for key in sorted(set(gt) if annotated_only else set(gt) | set(proposals)):
     ranked = sorted(proposals.get(key, []), key=lambda bs: -bs[1])
     by_movie.setdefault(key[0], []).append(Keyframe(
         key[1], tuple((b, a, p) for b, a, p, _ in gt.get(key, [])),
