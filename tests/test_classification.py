@@ -234,3 +234,19 @@ def test_semi_supervised_steps_follow_the_subset_size():
   ten = exp_factory.get_exp_config('cvrl_semi_supervised_k400_10pct')
   full = base.dataset('k400').train_examples
   assert ten.task.train_data.num_examples == round(0.1 * full)
+
+
+def test_an_empty_batch_gives_empty_predictions():
+  # What a replica gets from the last partial batch of a multi-replica
+  # evaluation; TF's CPU Conv3D alone fails on it (see classifier.call).
+  params = small(exp_factory.get_exp_config('cvrl_linear_eval_demo'),
+                 init_checkpoint='', random_backbone=True)
+  model = task_factory.get_task(params.task).build_model()
+  predict = tf.function(lambda x: model(x, training=False))
+  spec = tf.TensorSpec([None, FRAMES, SIZE, SIZE, 3])
+  got = predict.get_concrete_function(spec)(tf.zeros([0, FRAMES, SIZE, SIZE,
+                                                      3]))
+  assert got.shape == (0, CLASSES)
+  one = predict.get_concrete_function(spec)(tf.zeros([1, FRAMES, SIZE, SIZE,
+                                                      3]))
+  assert one.shape == (1, CLASSES)

@@ -41,9 +41,20 @@ class VideoClassifier(tf_keras.Model):
         kernel_regularizer=kernel_regularizer, name='logits')
 
   def call(self, inputs, training=None):
-    features = self.backbone(
-        inputs, training=False if self.freeze_backbone else training)
-    features = tf.cast(features, tf.float32)
+    backbone_training = False if self.freeze_backbone else training
+
+    def features_of():
+      return tf.cast(self.backbone(inputs, training=backbone_training),
+                     tf.float32)
+    if inputs.shape[0] is None:
+      # A multi-replica evaluation's last batch can leave a replica with no
+      # clip, and TF's CPU Conv3D returns an empty input unchanged (3
+      # channels), which then fails in the first batch norm.
+      features = tf.cond(
+          tf.shape(inputs)[0] > 0, features_of,
+          lambda: tf.zeros([0, self.backbone.output_shape[-1]]))
+    else:
+      features = features_of()
     if self.normalize_features:
       features = tf.math.l2_normalize(features, axis=-1)
     if self.feature_bn is not None:
