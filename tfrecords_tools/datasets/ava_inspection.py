@@ -47,8 +47,7 @@ class AvaReport:
 
   def format(self, names: Optional[Dict[int, str]] = None) -> str:
     names = names or {}
-    lines = [self.video.format().replace(' videos', ' keyframes', 1)
-             .split(f'videos per label')[0].rstrip()]
+    lines = [self.video.format(unit='keyframes', labels=False, errors=False)]
     lines.append(f'{len(self.movies)} movies')
 
     def spread(values, what):

@@ -30,19 +30,24 @@ class Report:
       default_factory=collections.Counter)
   errors: List[str] = dataclasses.field(default_factory=list)
 
-  def format(self) -> str:
-    lines = [f'{self.shards} shards, {self.videos} videos']
+  def format(self, unit: str = 'videos', labels: bool = True,
+             errors: bool = True) -> str:
+    """The report; AVA's keyframe report reuses it for the video part
+    (unit 'keyframes', its own actions and errors)."""
+    lines = [f'{self.shards} shards, {self.videos} {unit}']
     if self.frames:
       lines.append(
-          f'frames per video: min {min(self.frames)}, median '
+          f'frames per {unit[:-1]}: min {min(self.frames)}, median '
           f'{statistics.median(self.frames):g}, max {max(self.frames)}; '
           f'total {sum(self.frames)}')
     lines.extend(self._frame_rates())
     lines.append('frame sizes (HxW): ' + ', '.join(
         f'{h}x{w} ({n})' for (h, w), n in self.sizes.most_common(10)))
-    lines.append(f'videos per label ({len(self.labels)} labels):')
-    lines.extend(f'  {label}: {n}' for label, n in sorted(self.labels.items()))
-    if self.errors:
+    if labels:
+      lines.append(f'videos per label ({len(self.labels)} labels):')
+      lines.extend(f'  {label}: {n}'
+                   for label, n in sorted(self.labels.items()))
+    if errors and self.errors:
       lines.append(f'{len(self.errors)} ERRORS:')
       lines.extend(f'  {e}' for e in self.errors)
     return '\n'.join(lines)

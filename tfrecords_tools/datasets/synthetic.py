@@ -40,7 +40,7 @@ def colour_field(rng: np.random.Generator, height: int, width: int,
           wy * (1 - wx) * coarse[y1][:, x0] + wy * wx * coarse[y1][:, x1])
 
 
-def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
   """A random texture, uint8 [H, W, 3]: a smooth colour field plus a strong
   grey-level pattern (oriented stripes of random frequency, optionally
   crossed), so that a video stays recognisable after colour jitter and
@@ -98,13 +98,13 @@ def render_video(label: str, seed: int, num_frames: int, size: int,
   be told apart by how the object moves.
   """
   rng = np.random.default_rng(seed)
-  background = _texture(rng, size, size)
-  sprite = _texture(rng, size, size)
+  background = texture(rng, size, size)
+  sprite = texture(rng, size, size)
   if appearances:
     pick = int(rng.integers(appearances))
     shared = np.random.default_rng([appearance_seed, pick])
-    background = _texture(shared, size, size)
-    sprite = _texture(shared, size, size)
+    background = texture(shared, size, size)
+    sprite = texture(shared, size, size)
   frames = np.empty((num_frames, size, size, 3), np.uint8)
   for i, (cy, cx, side) in enumerate(trajectory(rng, label, num_frames,
                                                  size)):

@@ -78,11 +78,11 @@ def render_movie(seed: int, seconds: float, fps: int, height: int,
                  width: int):
   """Frames uint8 [N, H, W, 3] and per actor (tops, lefts, size, segments)."""
   rng = np.random.default_rng(seed)
-  background = synthetic._texture(rng, height, width)  # pylint: disable=protected-access
+  background = synthetic.texture(rng, height, width)
   actors = []
   for _ in range(int(rng.integers(2, 4))):
     track = _actor_track(rng, seconds, fps, height, width)
-    actors.append(track + (synthetic._texture(rng, height, width),))  # pylint: disable=protected-access
+    actors.append(track + (synthetic.texture(rng, height, width),))
   num = int(round(seconds * fps))
   frames = np.empty((num, height, width, 3), np.uint8)
   for i in range(num):
