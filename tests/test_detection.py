@@ -211,6 +211,18 @@ def test_training_batches_same_seed_same_crop_every_frame(records):
   assert np.abs(frames - frames[:1]).max() == 0
 
 
+def test_resumed_input_replays_the_uninterrupted_batches(records):
+  """cvrl.tools.train sets train_data.start_step on a restart: the batches
+  from there are those an uninterrupted job sees (crops and all)."""
+  config = _params(records).task.train_data.replace(
+      crop_scale_range=(0.6, 0.8), flip_prob=0.5)
+  whole = list(dp.build_dataset(config).take(5))
+  resumed = list(dp.build_dataset(config.replace(start_step=3)).take(2))
+  for want, got in zip(whole[3:], resumed):
+    for key in want:
+      np.testing.assert_array_equal(want[key].numpy(), got[key].numpy())
+
+
 def test_out_of_range_action_fails_naming_the_keyframe(records):
   config = _params(records).task.train_data.replace(num_classes=3)
   with pytest.raises(tf.errors.InvalidArgumentError,

@@ -64,6 +64,11 @@ class DetectionDataConfig(hyperparams.Config):
   drop_remainder: bool = True
   zero_centering: bool = False
   dtype: str = 'float32'
+  # Set by cvrl.tools.train when a job resumes at step k: the pipeline
+  # starts at the stream position of batch k (reading at most one epoch to
+  # get there), so a restarted job sees the batches an uninterrupted one
+  # would.
+  start_step: int = 0
 
   def validate(self, prefix: str) -> None:
     base.check(bool(self.input_path), f'{prefix}.input_path',
@@ -80,6 +85,8 @@ class DetectionDataConfig(hyperparams.Config):
                self.flip_prob, 'in [0, 1]')
     base.check(self.global_batch_size >= 1, f'{prefix}.global_batch_size',
                self.global_batch_size, '>= 1')
+    base.check(self.start_step >= 0, f'{prefix}.start_step', self.start_step,
+               '>= 0')
 
 
 @dataclasses.dataclass

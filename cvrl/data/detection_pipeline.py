@@ -224,8 +224,12 @@ def build_dataset(config: detection_cfg.DetectionDataConfig,
       cycle_length=config.cycle_length,
       shuffle_buffer_size=(config.shuffle_buffer_size if config.is_training
                            else 0), input_context=input_context)
-  dataset = source.stream(0, repeat=config.is_training and config.repeat,
-                          parse=parse_keyframe).enumerate()
+  # A resumed job (start_step k) starts where batch k starts; the seeds
+  # follow the stream position, so its batches are an uninterrupted job's.
+  num_pipelines = input_context.num_input_pipelines if input_context else 1
+  first = config.start_step * (config.global_batch_size // num_pipelines)
+  dataset = source.stream(first, repeat=config.is_training and config.repeat,
+                          parse=parse_keyframe).enumerate(start=first)
   dataset = dataset.map(
       lambda position, example: process_keyframe(
           example, pipelines.example_seed(config.seed, pipeline_id,
