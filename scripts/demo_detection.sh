@@ -30,7 +30,9 @@ $PY -m tfrecords_tools.make_synthetic_ava --output_dir="$AVA" \
 
 echo "== 2/5 convert_ava (16 frames at 10 fps around each keyframe)"
 for split in train val; do
-  $PY -m tfrecords_tools.convert_ava --split=$split \
+  # Training keyframes: those with ground truth (as PySlowFast trains).
+  selection=all; [[ $split == train ]] && selection=annotated
+  $PY -m tfrecords_tools.convert_ava --split=$split --keyframes=$selection \
       --annotation_dir="$AVA/annotations" --movie_root="$AVA/movies" \
       --output_dir="$AVA/tfrecords/$split" --fps=10 --clip_frames=16 \
       --short_side=0 --num_shards=4
