@@ -39,6 +39,7 @@ from tfrecords_tools.conversion import ava_keyframes
 from tfrecords_tools.conversion import decoder
 from tfrecords_tools.conversion import job
 from tfrecords_tools.conversion import shards
+from tfrecords_tools.conversion import video_frames
 
 _SPLIT = flags.DEFINE_string('split', 'train', 'AVA split name (train, val).')
 _ANNOTATION_DIR = flags.DEFINE_string(
@@ -160,15 +161,13 @@ def main(argv):
   except (job.UsageError, ava_files.AnnotationError, OSError) as e:
     print(f'convert_ava: error: {e}', file=sys.stderr)
     return 2
-  counts = ava_keyframes.summarize(rows)
+  counts = video_frames.summarize(rows, ava_keyframes.STATUSES)
   frames = sum(r['frames'] for r in rows if r['status'] == decoder.OK)
   parts = ', '.join(f'{k}={v}' for k, v in counts.items())
   print(f'convert_ava: {len(rows)} keyframes: {parts}; {frames} frames; '
         f'{len(problems)} bad annotation rows ({PROBLEMS_FILE})')
-  failed = [r for r in rows if r['status'] not in (decoder.OK,
-                                                   ava_keyframes.EXCLUDED)]
-  for row in failed[:20]:
-    print(f"  {row['status']}: {row['id']} ({row['path']}): {row['error']}")
+  for line in job.failure_lines(rows, (decoder.OK, ava_keyframes.EXCLUDED)):
+    print(line)
   if counts[decoder.OK] == 0:
     print('convert_ava: error: no keyframe was converted', file=sys.stderr)
     return 1

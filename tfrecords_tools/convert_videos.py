@@ -151,11 +151,8 @@ def main(argv):
   print(f'convert_videos: {summary}')
   print(f'convert_videos: manifest: '
         f'{os.path.join(_OUTPUT_DIR.value, shards.MANIFEST_FILE)}')
-  failed = [r for r in result['rows'] if r['status'] != decoder.OK]
-  for row in failed[:20]:
-    print(f"  {row['status']}: {row['id']} ({row['path']}): {row['error']}")
-  if len(failed) > 20:
-    print(f'  ... and {len(failed) - 20} more in the manifest')
+  for line in job.failure_lines(result['rows']):
+    print(line)
   if result['counts'][decoder.OK] == 0:
     print('convert_videos: error: no video was converted', file=sys.stderr)
     return 1

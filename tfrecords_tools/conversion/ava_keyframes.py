@@ -189,56 +189,41 @@ def convert_chunk(task: MovieChunk, options: ClipOptions) -> ChunkResult:
   return ChunkResult(task, clips, decoded.fps, height, width)
 
 
-def _floats(values) -> tf.train.Feature:
-  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
-
-
-def _ints(values) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _bytes(values) -> tf.train.Feature:
-  return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
-
-
 def _box_features(prefix: str, boxes: Sequence) -> Dict[str, tf.train.Feature]:
-  return {f'{prefix}/{name}': _floats(b[i] for b in boxes)
-          for i, name in enumerate(('xmin', 'ymin', 'xmax', 'ymax'))}
+  return {f'{prefix}/{name}': shards.float_feature(b[i] for b in boxes)
+          for i, name in enumerate(features.BOX_COORDINATES)}
 
 
 def build_keyframe_example(result: ChunkResult, keyframe: Keyframe,
                            jpegs: List[bytes], options_fps: float) -> bytes:
   """Serialised SequenceExample of one keyframe (keys: `features`)."""
   task = result.task
+  ints, floats, text = (shards.int64_feature, shards.float_feature,
+                        shards.bytes_feature)
   boxes = [b for b, _, _ in keyframe.boxes]
   context = {
-      features.CLIP_ID_KEY: _bytes([ava_files.keyframe_key(
+      features.CLIP_ID_KEY: text([ava_files.keyframe_key(
           task.video_id, keyframe.timestamp).encode()]),
-      features.MEDIA_ID_KEY: _bytes([task.video_id.encode()]),
-      features.FILENAME_KEY: _bytes([(task.path or '').encode()]),
-      features.KEYFRAME_TIMESTAMP_KEY: _ints([keyframe.timestamp]),
-      features.KEYFRAME_INDEX_KEY: _ints([len(jpegs) // 2]),
-      features.FPS_KEY: _floats([options_fps]),
-      features.NUM_FRAMES_KEY: _ints([len(jpegs)]),
-      features.HEIGHT_KEY: _ints([result.height]),
-      features.WIDTH_KEY: _ints([result.width]),
-      features.BOX_LABEL_INDEX_KEY: _ints(
+      features.MEDIA_ID_KEY: text([task.video_id.encode()]),
+      features.FILENAME_KEY: text([(task.path or '').encode()]),
+      features.KEYFRAME_TIMESTAMP_KEY: ints([keyframe.timestamp]),
+      features.KEYFRAME_INDEX_KEY: ints([len(jpegs) // 2]),
+      features.FPS_KEY: floats([options_fps]),
+      features.NUM_FRAMES_KEY: ints([len(jpegs)]),
+      features.HEIGHT_KEY: ints([result.height]),
+      features.WIDTH_KEY: ints([result.width]),
+      features.BOX_LABEL_INDEX_KEY: ints(
           a for _, actions, _ in keyframe.boxes for a in actions),
-      features.BOX_LABEL_BOX_KEY: _ints(
+      features.BOX_LABEL_BOX_KEY: ints(
           i for i, (_, actions, _) in enumerate(keyframe.boxes)
           for _ in actions),
-      features.BOX_PERSON_ID_KEY: _ints(p for _, _, p in keyframe.boxes),
-      features.PROPOSAL_SCORE_KEY: _floats(s for _, s in keyframe.proposals),
+      features.BOX_PERSON_ID_KEY: ints(p for _, _, p in keyframe.boxes),
+      features.PROPOSAL_SCORE_KEY: floats(s for _, s in keyframe.proposals),
   }
   context.update(_box_features(features.BOX_PREFIX, boxes))
   context.update(_box_features(features.PROPOSAL_PREFIX,
                                [b for b, _ in keyframe.proposals]))
-  example = tf.train.SequenceExample(
-      context=tf.train.Features(feature=context),
-      feature_lists=tf.train.FeatureLists(feature_list={
-          features.IMAGE_KEY: tf.train.FeatureList(
-              feature=[_bytes([j]) for j in jpegs])}))
-  return example.SerializeToString(deterministic=True)
+  return shards.serialize_clip(context, jpegs)
 
 
 def encode_chunk(result: ChunkResult) -> shards.Encoded:
@@ -257,10 +242,3 @@ def encode_chunk(result: ChunkResult) -> shards.Encoded:
         'boxes': len(keyframe.boxes), 'proposals': len(keyframe.proposals),
         'error': error})
   return records, rows, frames
-
-
-def summarize(rows: Sequence[Dict]) -> Dict[str, int]:
-  counts = {status: 0 for status in STATUSES}
-  for row in rows:
-    counts[row['status']] += 1
-  return counts

@@ -49,6 +49,18 @@ def read_tasks(input_csv, video_root, split) -> List[sources.VideoTask]:
   return sources.read_folder_tree(video_root, split)
 
 
+def failure_lines(rows: Sequence[dict], fine: Sequence[str] = (decoder.OK,),
+                  limit: int = 20) -> List[str]:
+  """The manifest rows whose status is not in `fine`, one line each, the
+  first `limit` of them and how many more the manifest holds."""
+  failed = [r for r in rows if r['status'] not in fine]
+  lines = [f"  {r['status']}: {r['id']} ({r['path']}): {r['error']}"
+           for r in failed[:limit]]
+  if len(failed) > limit:
+    lines.append(f'  ... and {len(failed) - limit} more in the manifest')
+  return lines
+
+
 def check_options(output_dir: str, record: dict) -> None:
   """A rerun must use the options of the first run, or shards would mix."""
   path = os.path.join(output_dir, OPTIONS_FILE)

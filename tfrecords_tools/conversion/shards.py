@@ -66,40 +66,48 @@ def plan_shards(tasks: Sequence[sources.VideoTask],
   return specs
 
 
-def _bytes(values: Iterable[bytes]) -> tf.train.Feature:
+def bytes_feature(values: Iterable[bytes]) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
 
 
-def _int64(value: int) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+def int64_feature(values: Iterable[int]) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
 
-def _float(value: float) -> tf.train.Feature:
-  return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+def float_feature(values: Iterable[float]) -> tf.train.Feature:
+  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
+def serialize_clip(context: Dict[str, tf.train.Feature],
+                   jpegs: Sequence[bytes]) -> bytes:
+  """A SequenceExample of `context` and one JPEG per frame under IMAGE_KEY,
+  serialised deterministically (map fields in a stable order across runs),
+  so reruns write byte-identical shards."""
+  frames = tf.train.FeatureList(feature=[bytes_feature([j]) for j in jpegs])
+  example = tf.train.SequenceExample(
+      context=tf.train.Features(feature=context),
+      feature_lists=tf.train.FeatureLists(
+          feature_list={features.IMAGE_KEY: frames}))
+  return example.SerializeToString(deterministic=True)
 
 
 def build_sequence_example(result: video_frames.VideoResult) -> bytes:
   """Serialised tf.train.SequenceExample with the keys of `features`."""
   task = result.task
   context = {
-      features.LABEL_INDEX_KEY: _int64(task.label_index),
-      features.LABEL_TEXT_KEY: _bytes([task.label.encode('utf-8')]),
-      features.CLIP_ID_KEY: _bytes([task.clip_id.encode('utf-8')]),
-      features.FILENAME_KEY: _bytes([(task.path or '').encode('utf-8')]),
-      features.START_TIMESTAMP_KEY: _int64(result.start_us),
-      features.END_TIMESTAMP_KEY: _int64(result.end_us),
-      features.FPS_KEY: _float(result.fps),
-      features.NUM_FRAMES_KEY: _int64(len(result.jpegs)),
-      features.HEIGHT_KEY: _int64(result.height),
-      features.WIDTH_KEY: _int64(result.width),
+      features.LABEL_INDEX_KEY: int64_feature([task.label_index]),
+      features.LABEL_TEXT_KEY: bytes_feature([task.label.encode('utf-8')]),
+      features.CLIP_ID_KEY: bytes_feature([task.clip_id.encode('utf-8')]),
+      features.FILENAME_KEY: bytes_feature(
+          [(task.path or '').encode('utf-8')]),
+      features.START_TIMESTAMP_KEY: int64_feature([result.start_us]),
+      features.END_TIMESTAMP_KEY: int64_feature([result.end_us]),
+      features.FPS_KEY: float_feature([result.fps]),
+      features.NUM_FRAMES_KEY: int64_feature([len(result.jpegs)]),
+      features.HEIGHT_KEY: int64_feature([result.height]),
+      features.WIDTH_KEY: int64_feature([result.width]),
   }
-  frames = tf.train.FeatureList(feature=[_bytes([j]) for j in result.jpegs])
-  example = tf.train.SequenceExample(
-      context=tf.train.Features(feature=context),
-      feature_lists=tf.train.FeatureLists(
-          feature_list={features.IMAGE_KEY: frames}))
-  # Deterministic serialisation: map fields in a stable order across runs.
-  return example.SerializeToString(deterministic=True)
+  return serialize_clip(context, result.jpegs)
 
 
 # What a shard writer makes of one converted task: its serialised records,

@@ -9,7 +9,7 @@ status in the manifest row.
 import dataclasses
 import io
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from PIL import Image
 
@@ -102,9 +102,10 @@ def convert_video(task: sources.VideoTask,
                      end_us=decoded.end_us, error=error)
 
 
-def summarize(rows: List[Dict]) -> Dict[str, int]:
+def summarize(rows: List[Dict],
+              statuses: Sequence[str] = vd.STATUSES) -> Dict[str, int]:
   """Counts per status, every status present (zeros included)."""
-  counts = {status: 0 for status in vd.STATUSES}
+  counts = {status: 0 for status in statuses}
   for row in rows:
     counts[row['status']] += 1
   return counts
