@@ -104,21 +104,12 @@ class DetectionTask(video_task.VideoTask):
         tf.cast(inputs['boxes_dropped'], tf.float32)))
     return super()._step_logs(logs, inputs, outputs, metrics)
 
-  def validation_step(self, inputs, model, metrics=None):
-    inputs = self.device_preprocess(inputs)
-    step_logs, outputs = self.step_losses(model, inputs, training=False)
-    logs = self._step_logs(step_logs, inputs, outputs, metrics)
-    logs.update({k: inputs[k] for k in _EVAL_KEYS})
-    logs['probs'] = outputs['probs']
-    return logs
+  def evaluation_outputs(self, inputs, outputs):
+    return dict({k: inputs[k] for k in _EVAL_KEYS}, probs=outputs['probs'])
 
   def aggregate_logs(self, state=None, step_logs=None):
-    state = state if state is not None else {k: [] for k in
-                                             _EVAL_KEYS + ('probs',)}
-    for key in state:
-      for replica in step_logs[key]:  # one tensor per local replica
-        state[key].append(np.asarray(replica))
-    return state
+    return video_task.gather_replicas(state, step_logs,
+                                      _EVAL_KEYS + ('probs',))
 
   def evaluated_classes(self):
     """Evaluated action ids and names for the per-class table."""

@@ -131,30 +131,21 @@ class PretrainTask(video_task.VideoTask):
     out['image'] = views
     return out
 
-  def validation_step(self, inputs, model, metrics=None):
-    inputs = self.device_preprocess(inputs)
-    logs, outputs = self.step_losses(model, inputs, training=False)
-    out = self._step_logs(logs, inputs, outputs, metrics)
-    if self.task_config.knn_monitor.k:
-      # Backbone features of a video (mean of its two views: less
-      # augmentation noise than one view), kept for the kNN monitor.
-      first, second = tf.split(tf.cast(outputs['features'], tf.float32), 2)
-      out[KNN_FEATURES] = (first + second) / 2.0
-      out[KNN_LABELS] = inputs['label']
-    return out
+  def evaluation_outputs(self, inputs, outputs):
+    if not self.task_config.knn_monitor.k:
+      return {}
+    # Backbone features of a video (mean of its two views: less
+    # augmentation noise than one view), kept for the kNN monitor.
+    first, second = tf.split(tf.cast(outputs['features'], tf.float32), 2)
+    return {KNN_FEATURES: (first + second) / 2.0,
+            KNN_LABELS: inputs['label']}
 
   def aggregate_logs(self, state=None, step_outputs=None):
     """Collects the kNN features of every evaluation step (host side)."""
     if not step_outputs or KNN_FEATURES not in step_outputs:
       return state
-    state = state or {KNN_FEATURES: [], KNN_LABELS: []}
-    for key in (KNN_FEATURES, KNN_LABELS):
-      # One value per local replica under a distribution strategy.
-      values = step_outputs[key]
-      if not isinstance(values, (tuple, list)):
-        values = [values]
-      state[key].extend(np.asarray(v) for v in values)
-    return state
+    return video_task.gather_replicas(state, step_outputs,
+                                      (KNN_FEATURES, KNN_LABELS))
 
   def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
     """knn_top1_accuracy over the labelled validation videos."""

@@ -22,6 +22,7 @@ caller see one contract.
 from typing import Dict, Optional
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -117,10 +118,18 @@ class VideoTask(base_task.Task):
     """A hook for summaries of the inputs (nothing by default)."""
     del inputs
 
+  def evaluation_outputs(self, inputs, outputs) -> Dict[str, tf.Tensor]:
+    """Tensors a validation step also returns, for aggregate_logs on the
+    host (the kNN monitor's features, detections); none by default."""
+    del inputs, outputs
+    return {}
+
   def validation_step(self, inputs, model, metrics=None):
     inputs = self.device_preprocess(inputs)
     logs, outputs = self.step_losses(model, inputs, training=False)
-    return self._step_logs(logs, inputs, outputs, metrics)
+    out = self._step_logs(logs, inputs, outputs, metrics)
+    out.update(self.evaluation_outputs(inputs, outputs))
+    return out
 
   def _step_logs(self, logs, inputs, outputs, metrics):
     self.process_metrics(metrics or [], inputs.get('label'), outputs,
@@ -128,3 +137,17 @@ class VideoTask(base_task.Task):
     out = {self.loss: logs[TOTAL_LOSS]}
     out.update({m.name: m.result() for m in metrics or []})
     return out
+
+
+def gather_replicas(state: Dict[str, list], step_logs,
+                    keys) -> Dict[str, list]:
+  """aggregate_logs' common part: appends each key's value from every local
+  replica (a tuple under a distribution strategy, else one tensor) to
+  state[key] as NumPy; a new state when `state` is None."""
+  state = state if state is not None else {k: [] for k in keys}
+  for key in keys:
+    values = step_logs[key]
+    if not isinstance(values, (tuple, list)):
+      values = [values]
+    state[key].extend(np.asarray(v) for v in values)
+  return state

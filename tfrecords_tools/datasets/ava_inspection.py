@@ -82,11 +82,10 @@ def boxes_of(ctx, prefix: str) -> List[tuple]:
 
 def inspect_record(serialized: bytes, where: str, report: AvaReport,
                    verify: bool) -> None:
-  inspection.inspect_record(serialized, where, report.video, verify)
-  try:
-    example = tf.train.SequenceExample.FromString(serialized)
-  except Exception:  # pylint: disable=broad-except
-    return  # reported above
+  example = inspection.inspect_record(serialized, where, report.video,
+                                      verify)
+  if example is None:
+    return  # reported by inspect_record
   ctx = example.context
   gt = boxes_of(ctx, features.BOX_PREFIX)
   proposals = boxes_of(ctx, features.PROPOSAL_PREFIX)

@@ -10,7 +10,7 @@ naming the shard and the record.
 import collections
 import dataclasses
 import statistics
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 
@@ -98,17 +98,19 @@ def _check_frames(jpegs, height, width, where: str) -> List[str]:
 
 
 def inspect_record(serialized: bytes, where: str, report: Report,
-                   verify: bool) -> None:
-  """Adds one record to `report`; problems go to `report.errors`."""
+                   verify: bool) -> Optional[tf.train.SequenceExample]:
+  """Adds one record to `report`; problems go to `report.errors`. Returns
+  the parsed record (None if it is not a SequenceExample) for callers that
+  look further into it (`ava_inspection`)."""
   try:
     example = tf.train.SequenceExample.FromString(serialized)
   except Exception as e:  # pylint: disable=broad-except
     report.errors.append(f'{where}: not a tf.train.SequenceExample: {e}')
-    return
+    return None
   lists = example.feature_lists.feature_list
   if features.IMAGE_KEY not in lists:
     report.errors.append(f'{where}: no sequence feature {features.IMAGE_KEY}')
-    return
+    return example
   jpegs = [f.bytes_list.value[0] for f in lists[features.IMAGE_KEY].feature
            if f.bytes_list.value]
   ctx = example.context
@@ -131,6 +133,7 @@ def inspect_record(serialized: bytes, where: str, report: Report,
                          f'but {len(jpegs)} frames stored')
   if verify:
     report.errors.extend(_check_frames(jpegs, height, width, where))
+  return example
 
 
 def inspect_files(files: List[str], verify: bool, report=None,
