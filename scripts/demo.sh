@@ -39,12 +39,7 @@ for split in train val; do
 done
 data="task.train_data.input_path=$OUT/tfrecords/train/train-*.tfrecord,task.validation_data.input_path=$OUT/tfrecords/val/val-*.tfrecord"
 
-run() {  # run NAME ARGS...: one training job, its log in $OUT/NAME.log
-  local name=$1; shift
-  rm -rf "${OUT:?}/$name"
-  $PY -m cvrl.tools.train --mode=train_and_eval --model_dir="$OUT/$name" "$@" \
-      > "$OUT/$name.log" 2>&1 || { tail -50 "$OUT/$name.log"; exit 1; }
-}
+source scripts/train_job.sh  # run NAME ARGS...
 
 echo "== 4/6 CVRL pretraining (R3D-14, 16x32x32 clips) -> $OUT/pretrain"
 pretrain_start=$(date +%s)

@@ -46,12 +46,7 @@ $PY -m tfrecords_tools.inspect_tfrecords --ava \
 keyframes=$(grep -c '"status": "ok"' "$AVA/tfrecords/train/manifest.jsonl")
 data="task.train_data.input_path=$AVA/tfrecords/train/train-*.tfrecord,task.validation_data.input_path=$AVA/tfrecords/val/val-*.tfrecord,task.train_data.num_examples=$keyframes,task.evaluated_label_map=$AVA/annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt,task.label_map=$AVA/annotations/ava_action_list_v2.2.pbtxt"
 
-run() {  # run NAME ARGS...: one training job, its log in $OUT/NAME.log
-  local name=$1; shift
-  rm -rf "${OUT:?}/$name"
-  $PY -m cvrl.tools.train --mode=train_and_eval --model_dir="$OUT/$name" "$@" \
-      > "$OUT/$name.log" 2>&1 || { tail -50 "$OUT/$name.log"; exit 1; }
-}
+source scripts/train_job.sh  # run NAME ARGS...
 echo "== 4/5 fine-tune from the CVRL demo checkpoint -> $OUT/ava_cvrl"
 run ava_cvrl --experiment=cvrl_ava_demo \
     --params_override="$data,task.init_checkpoint=$OUT/pretrain$extra"
