@@ -137,7 +137,6 @@ class DetectionTask(video_task.VideoTask):
       key = detection_pipeline.key_text(codes)
       if not key:  # padding of the last batch
         continue
-      video_id, timestamp = key.rsplit(',', 1)
       for box, labels, real in zip(arrays['gt_boxes'][i],
                                    arrays['gt_labels'][i],
                                    arrays['gt_mask'][i]):
@@ -147,8 +146,8 @@ class DetectionTask(video_task.VideoTask):
       for box, probs, real in zip(arrays['boxes'][i], arrays['probs'][i],
                                   arrays['box_mask'][i]):
         if real:
-          detections.extend((key, _xyxy(box), c + 1, float(p), video_id,
-                             int(timestamp)) for c, p in enumerate(probs))
+          detections.extend((key, _xyxy(box), c + 1, float(p))
+                            for c, p in enumerate(probs))
     return groundtruth, detections
 
   def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
@@ -159,7 +158,7 @@ class DetectionTask(video_task.VideoTask):
     for problem in problems:
       logging.warning('task.excluded_timestamps: %s', problem)
     result = ava_map.evaluate(
-        groundtruth, [d[:4] for d in detections], ids,
+        groundtruth, detections, ids,
         {ava_files.keyframe_key(*k) for k in excluded})
     step = int(global_step.numpy()) if global_step is not None else 0
     if self.logging_dir:
@@ -168,7 +167,8 @@ class DetectionTask(video_task.VideoTask):
       ava_map.write_per_class_csv(table, result, names)
       ava_files.write_detections(
           os.path.join(self.logging_dir, f'ava_detections_step_{step}.csv'),
-          ((v, t, box, c, s) for _, box, c, s, v, t in detections))
+          ((*key.rsplit(',', 1), box, c, score)
+           for key, box, c, score in detections))
       logging.info('AVA frame mAP@0.5 %.4f over %d classes; per class: %s',
                    result.mean_ap, len(ids), table)
     logs = {'mAP': result.mean_ap}
