@@ -223,6 +223,19 @@ def test_resumed_input_replays_the_uninterrupted_batches(records):
       np.testing.assert_array_equal(want[key].numpy(), got[key].numpy())
 
 
+def test_evaluation_counts_cut_ground_truth_and_proposals(records):
+  config = _params(records).task.validation_data.replace(max_boxes=1)
+  example = next(iter(tf.data.TFRecordDataset(
+      tf.io.gfile.glob(config.input_path)).map(dp.parse_keyframe)))
+  out = dp.process_keyframe(example, tf.constant([0, 0], tf.int64), config)
+  gt = int(tf.shape(example['gt_boxes'])[0])
+  kept = int(tf.reduce_sum(tf.cast(
+      example['proposal_scores'] >= config.proposal_score_threshold,
+      tf.int32)))
+  assert gt >= 2  # synthetic keyframes have 2-3 actors
+  assert int(out['boxes_dropped']) == (gt - 1) + max(0, kept - 1)
+
+
 def test_out_of_range_action_fails_naming_the_keyframe(records):
   config = _params(records).task.train_data.replace(num_classes=3)
   with pytest.raises(tf.errors.InvalidArgumentError,

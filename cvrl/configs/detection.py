@@ -42,7 +42,8 @@ class DetectionDataConfig(hyperparams.Config):
   Boxes: ground truth when training; proposals scoring at least
   `proposal_score_threshold` when testing (the ground truth rides along
   for the evaluator). At most `max_boxes` per keyframe (static shapes);
-  more are dropped and counted (metric `boxes_dropped`).
+  more are dropped and counted (metric `boxes_dropped`; in evaluation the
+  ground-truth boxes cut are counted too).
   """
   input_path: str = ''
   is_training: bool = True

@@ -200,11 +200,15 @@ def process_keyframe(example, seed, config: detection_cfg.DetectionDataConfig
                proposal_scores=_pad(scores, config.max_boxes))
   else:
     boxes, valid, box_labels = gt_boxes, gt_valid, labels
+  # Every box cut by max_boxes is counted: the model's boxes, and in
+  # evaluation also the ground truth the evaluator would not see.
+  overflow = [boxes] + ([gt_boxes] if config.use_proposals else [])
   out.update(boxes=_pad(boxes, config.max_boxes),
              box_mask=_pad(tf.cast(valid, tf.float32), config.max_boxes),
              labels=_pad(box_labels, config.max_boxes),
-             boxes_dropped=tf.maximum(
-                 0, tf.shape(boxes)[0] - config.max_boxes))
+             boxes_dropped=tf.add_n([
+                 tf.maximum(0, tf.shape(b)[0] - config.max_boxes)
+                 for b in overflow]))
   return out
 
 
