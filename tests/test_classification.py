@@ -1,6 +1,8 @@
 """The classification task: freezing, normalisation, multi-view testing,
 checked restoring, and every registered evaluation experiment."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,6 +10,7 @@ import tf_keras
 
 from official.core import exp_factory
 from official.core import task_factory
+from official.core import train_utils
 
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
 from cvrl.configs import base
@@ -162,6 +165,31 @@ def test_a_checkpoint_of_another_backbone_fails_naming_the_variable(tmp_path):
     checkpoint_restore.restore_backbone(model.backbone, path)
   with pytest.raises(checkpoint_restore.RestoreError, match='no such'):
     checkpoint_restore.restore_backbone(model.backbone, str(tmp_path / 'nope'))
+
+
+
+def test_residual_frame_checkpoint_needs_a_residual_frame_encoder(tmp_path):
+  """RGB and residual-frame encoders have the same variables: the pretraining
+  run's params.yaml decides, and a mismatch fails naming the field."""
+  _, folder = _pretrained_checkpoint(tmp_path, 0.125)
+  written = exp_factory.get_exp_config('cvrl_pretrain_demo')
+  written.task.model.backbone.cvrl_r3d.input_frames = 'difference'
+  train_utils.serialize_config(written, folder)  # as train_lib writes it
+  params = small(exp_factory.get_exp_config('cvrl_linear_eval_demo'),
+                 init_checkpoint=folder)
+  task = task_factory.get_task(params.task)
+  with pytest.raises(checkpoint_restore.RestoreError,
+                     match=r"input_frames='difference' .* has 'rgb'"):
+    task.initialize(task.build_model())
+  params.task.model.backbone.cvrl_r3d.input_frames = 'difference'
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)  # restores
+  assert checkpoint_restore.input_frames_of(model.backbone) == 'difference'
+  os.remove(os.path.join(folder, 'params.yaml'))  # unknown: not checked
+  params.task.model.backbone.cvrl_r3d.input_frames = 'rgb'
+  task = task_factory.get_task(params.task)
+  task.initialize(task.build_model())
 
 
 EVAL_EXPERIMENTS = sorted(

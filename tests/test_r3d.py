@@ -96,3 +96,34 @@ def test_zero_init_residual_makes_blocks_identity_at_start():
   model = r3d.build_r3d(modeling_cfg.R3DConfig(depth=14))
   gammas = model.get_layer('res3_0_c_bn').gamma.numpy()
   assert np.all(gammas == 0)
+
+
+def test_difference_input_ignores_what_stands_still():
+  config = modeling_cfg.R3DConfig(depth=14, width_multiplier=0.25,
+                                  input_frames='difference')
+  tf.random.set_seed(0)
+  model = r3d.build_r3d(config, input_shape=(8, 32, 32, 3))
+  rng = np.random.default_rng(0)
+  clips = rng.uniform(0, 1, (2, 8, 32, 32, 3)).astype(np.float32)
+  still = rng.uniform(-1, 1, (2, 1, 32, 32, 3)).astype(np.float32)
+  # A still image added to every frame is invisible to residual frames ...
+  np.testing.assert_allclose(model(clips + still).numpy(),
+                             model(clips).numpy(), atol=1e-5)
+  # ... and exactly what an RGB network sees first.
+  rgb = r3d.build_r3d(modeling_cfg.R3DConfig(depth=14, width_multiplier=0.25),
+                      input_shape=(8, 32, 32, 3))
+  assert np.abs(rgb(clips + still).numpy() - rgb(clips).numpy()).max() > 1e-2
+  difference = model.get_layer('frame_difference')(clips).numpy()
+  np.testing.assert_allclose(difference, clips[:, 1:] - clips[:, :-1])
+  # Same weights: an RGB checkpoint restores into the residual-frame net.
+  assert [w.shape for w in model.weights] == [w.shape for w in rgb.weights]
+  # 8 frames -> 7 differences -> 4 after the stem's temporal stride 2.
+  assert model.get_layer('stem_conv').output.shape[1] == 4
+
+
+def test_bad_input_frames_names_the_field():
+  with pytest.raises(ValueError, match='cvrl_r3d.input_frames'):
+    r3d.build_r3d(modeling_cfg.R3DConfig(depth=14, input_frames='flow'))
+  with pytest.raises(ValueError, match='2D twin'):
+    r3d.build_resnet2d_twin(modeling_cfg.R3DConfig(
+        depth=14, input_frames='difference'))

@@ -38,6 +38,13 @@ class R3DConfig(hyperparams.Config):
   # 2: res5 at spatial stride 1 with dilation 2 (detection, output stride
   # 16 instead of 32); same weights, so checkpoints restore either way.
   res5_dilation: int = 1
+  # 'difference': the network sees x[t+1] - x[t] (T - 1 frames) instead of
+  # the frames, so a still background is zero at its input: residual frames
+  # (Tao et al., "Rethinking Motion Representation: Residual Frames with 3D
+  # ConvNets", 2020; a view of IIC, Tao et al., ACM MM 2020). Off ('rgb') in
+  # every paper recipe; it is part of the encoder, so pretraining, feature
+  # export and evaluation all see the same input.
+  input_frames: str = 'rgb'
 
   @property
   def output_stride(self) -> int:
@@ -51,6 +58,9 @@ class R3DConfig(hyperparams.Config):
                self.width_multiplier, '> 0')
     base.check(self.res5_dilation in (1, 2), f'{prefix}.res5_dilation',
                self.res5_dilation, '1 (classification) or 2 (detection)')
+    base.check(self.input_frames in ('rgb', 'difference'),
+               f'{prefix}.input_frames', self.input_frames,
+               "'rgb' or 'difference'")
     base.check(len(self.stage_temporal_kernels) == 4,
                f'{prefix}.stage_temporal_kernels',
                self.stage_temporal_kernels, '4 values (res2..res5)')

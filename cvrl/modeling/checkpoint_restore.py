@@ -21,6 +21,8 @@ from typing import Dict, List, Tuple
 import tensorflow as tf
 import tf_keras
 
+from official.modeling.hyperparams import params_dict
+
 BACKBONE_KEY = 'backbone'
 _SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 
@@ -95,10 +97,40 @@ def check_backbone_checkpoint(backbone: tf_keras.Model, checkpoint: str,
   return {'variables': len(expected)}
 
 
+def input_frames_of(backbone: tf_keras.Model) -> str:
+  """'difference' for an R3D built with residual-frame input, else 'rgb'."""
+  names = {layer.name for layer in backbone.layers}
+  return 'difference' if 'frame_difference' in names else 'rgb'
+
+
+def check_input_frames(backbone: tf_keras.Model, checkpoint: str) -> None:
+  """Fails when the run that wrote `checkpoint` (its params.yaml beside it)
+  fed the encoder other frames than `backbone` takes: residual-frame and RGB
+  encoders have the same variables, so a mismatch would restore silently and
+  give meaningless features. Checkpoints without a params.yaml (exported or
+  inflated backbones) are not checked."""
+  params = os.path.join(os.path.dirname(checkpoint), 'params.yaml')
+  if not tf.io.gfile.exists(params):
+    return
+  # Written by Model Garden's train_utils.serialize_config (with python
+  # tuples); read as its own readers do.
+  config = params_dict.read_yaml_to_params_dict(params).as_dict()
+  r3d = (((config.get('task') or {}).get('model') or {}).get('backbone')
+         or {}).get('cvrl_r3d') or {}
+  written = r3d.get('input_frames', 'rgb')
+  wanted = input_frames_of(backbone)
+  if written != wanted:
+    raise RestoreError(
+        f'{checkpoint}: trained with model.backbone.cvrl_r3d.input_frames='
+        f'{written!r} ({params}), this model has {wanted!r}; set '
+        f'task.model.backbone.cvrl_r3d.input_frames={written}')
+
+
 def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
   """Checks, then restores the backbone; returns the checkpoint used."""
   checkpoint = resolve_checkpoint(checkpoint_path)
   check_backbone_checkpoint(backbone, checkpoint)
+  check_input_frames(backbone, checkpoint)
   status = tf.train.Checkpoint(**{BACKBONE_KEY: backbone}).read(checkpoint)
   # The names matched above; this also catches a variable Keras tracks
   # outside `layer.weights`.

@@ -24,6 +24,14 @@ _STAGE_FILTERS = (64, 128, 256, 512)
 _STAGE_STRIDES = (1, 2, 2, 2)
 
 
+class FrameDifference(tf_keras.layers.Layer):
+  """[B, T, H, W, C] -> [B, T - 1, H, W, C]: x[t + 1] - x[t] (residual
+  frames; `R3DConfig.input_frames`)."""
+
+  def call(self, clips):
+    return clips[:, 1:] - clips[:, :-1]
+
+
 def _norm(norm, name, zero_gamma=False):
   return norm(name=name, gamma_initializer='zeros' if zero_gamma else 'ones')
 
@@ -123,9 +131,15 @@ def _build_resnet(ops, config, input_shape, use_sync_bn, norm_momentum,
 
   relu = tf_keras.layers.Activation('relu')
   inputs = tf_keras.Input(shape=input_shape, name=input_name)
+  x = inputs
+  if config.input_frames == 'difference':
+    if ops is not _Layers3D:
+      raise ValueError("input_frames='difference' needs frames: the 2D twin "
+                       "takes images; use input_frames='rgb'")
+    x = FrameDifference(name='frame_difference')(x)
   x = _conv(ops, int(64 * width), (config.stem_temporal_kernel, 7, 7),
             (config.stem_temporal_stride, 2, 2), kernel_regularizer,
-            'stem_conv')(inputs)
+            'stem_conv')(x)
   x = relu(norm(name='stem_bn')(x))
   x = ops.max_pool(ops.size((1, 3, 3)), ops.size((1, 2, 2)), padding='same',
                    name='stem_pool')(x)
