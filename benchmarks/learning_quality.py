@@ -1,31 +1,36 @@
 r"""Does CVRL learn what moves, under nuisance? One table, CPU, < 20 minutes.
 
-  .venv/bin/python benchmarks/learning_quality.py [--rows=random,demo,debiased]
+  .venv/bin/python benchmarks/learning_quality.py [--rows=random,demo,...]
       [--seeds=0] [--work_dir=/tmp/cvrl_learning_quality] [--list]
 
 1. Writes the factor-controlled set of `tfrecords_tools.datasets.nuisance`
    (6 object shapes x 8 motion directions, every video on its own panning,
-   textured, coloured background; 64 x 64, 48 frames, real mp4 files) and
-   converts it with `convert_videos` (train / test, 2:1 per cell).
+   textured, coloured background; 64 x 64, 48 frames, real mp4 files;
+   60 videos per cell by default: 1,920 train / 960 test) and converts it
+   with `convert_videos` (train / test, 2:1 per cell).
 2. For every row and seed: pretrains `cvrl_pretrain_demo` with the row's
-   overrides on the train videos (`cvrl.tools.train --mode=train`), exports
+   overrides on the train videos (`cvrl.tools.train --mode=train`; 10
+   epochs, 1,200 steps at batch 16, unless the row says x2 / x3), exports
    backbone features of all videos at the training resolution
    (`cvrl.tools.export_features`, the centre clip), and linear-probes both
    labels (`cvrl.eval.probe`: standardised features, penalty chosen on a
-   split of train, test used once). 'random' is the same encoder at its
-   random initialisation (no training).
+   split of train, test used once). Rows named random* are an encoder at
+   its random initialisation (no training); every row is read against the
+   random row of the same encoder and probe size (`baseline_of`), which is
+   run too.
 3. Prints one table: shape and direction top-1 per row and seed, their
    margins over random init, and the last contrastive loss / accuracy.
 
+Default rows: random, demo (the demo recipe as shipped) and MAIN_ROW, the
+recipe that learns most of both labels here: residual-frame input
+(`model.backbone.cvrl_r3d.input_frames: difference`), the paper's colour
+jitter, crops of [0.6, 1] of the frame, batch 64 (lr x2), 20 epochs.
 Results are kept per run in --work_dir (a run whose settings are unchanged
 is not redone; a finished training run is re-probed, not retrained, when
 only the probe changed), so ablations can be added a few rows at a time.
-`--list` prints every row with its overrides. README's table was made with
-`--rows=random,demo,paper_colour,no_temporal,per_frame,gap_uniform,
-temperature_0.5,no_zero_init,be,be_other,fame,fame_both,debiased --seeds=0`
-and `--rows=random,demo --seeds=1`.
+`--list` prints every row with its overrides. README's table lists the
+rows it was made with.
 """
-
 import argparse
 import json
 import os
@@ -52,6 +57,10 @@ def _both_views(**values):
 PAPER_COLOUR = _both_views(brightness=0.8, contrast=0.8, saturation=0.8,
                            hue=0.2)
 FAME = {f'{DATA}.background.method': 'fame'}
+DIFFERENCE = {'task.model.backbone.cvrl_r3d.input_frames': 'difference'}
+# What learns both labels here (the residual-frame family of rows).
+MOTION = {**DIFFERENCE, **PAPER_COLOUR,
+          **_both_views(crop_area_range=[0.6, 1.0])}
 # Each row: (what it tests, overrides on cvrl_pretrain_demo at the
 # benchmark's settings). Rows named random* train nothing: the encoder
 # so configured, at its random initialisation.
@@ -59,6 +68,8 @@ ROWS = {
     'random': ('same encoder, random init', None),
     'random_res_64': ('random init, probed at 64 x 64',
                       {f'{DATA}.crop_size': 64}),
+    'random_res_48': ('random init, probed at 48 x 48',
+                      {f'{DATA}.crop_size': 48}),
     'random_no_zero_init': ('random init without zero-init residuals',
                             {'task.model.backbone.cvrl_r3d.'
                              'zero_init_residual': False}),
@@ -105,6 +116,56 @@ ROWS = {
     'fame_lr_x0.25': ('FAME, lr 0.075', {**FAME, 'lr': 'x0.25'}),
     'fame_t0.5': ('FAME, temperature 0.5',
                   {**FAME, 'task.losses.temperature': 0.5}),
+    # Residual frames (Tao et al. 2020): the encoder sees x[t+1] - x[t].
+    'random_difference': ('random init, residual-frame input', DIFFERENCE),
+    'random_difference_res_48': ('random init, residual frames, 48 x 48',
+                                 {**DIFFERENCE, f'{DATA}.crop_size': 48}),
+    'difference': ('residual frames x[t+1] - x[t] as input (Tao et al. '
+                   '2020)', DIFFERENCE),
+    'difference_paper_colour': ('residual frames + paper colour jitter',
+                                {**DIFFERENCE, **PAPER_COLOUR}),
+    'difference_grey_0.5': ('residual frames + paper colour, greyscale 0.5',
+                            {**DIFFERENCE, **PAPER_COLOUR,
+                             **_both_views(grayscale_prob=0.5)}),
+    'difference_paper_colour_x2': (
+        'residual frames + paper colour, twice the training',
+        {**DIFFERENCE, **PAPER_COLOUR, 'trainer.epochs': 'x2'}),
+    'difference_paper_colour_crop_0.8': (
+        'residual frames + paper colour, crop area [0.8, 1]',
+        {**DIFFERENCE, **PAPER_COLOUR,
+         **_both_views(crop_area_range=[0.8, 1.0])}),
+    'difference_paper_colour_crop_0.6': (
+        'residual frames + paper colour, crop area [0.6, 1]', MOTION),
+    'difference_paper_colour_crop_0.6_per_frame': (
+        'Table 9 on the row above: spatial augmentation drawn per frame',
+        {**MOTION, f'{DATA}.spatial.temporally_consistent': False}),
+    'difference_paper_colour_crop_0.6_no_temporal': (
+        'Table 9 on the row above: both clips start together',
+        {**MOTION, f'{DATA}.temporal.enabled': False}),
+    'paper_colour_crop_0.6': (
+        'RGB input, paper colour, crop area [0.6, 1] (no residual frames)',
+        {**PAPER_COLOUR, **_both_views(crop_area_range=[0.6, 1.0])}),
+    'difference_paper_colour_crop_0.6_square': (
+        'residual frames + paper colour, crop [0.6, 1], aspect 1 (not 0.5-2)',
+        {**MOTION, **_both_views(crop_aspect_range=[1.0, 1.0])}),
+    'difference_paper_colour_crop_0.6_res_48': (
+        'residual frames + paper colour, crop area [0.6, 1], 48 x 48',
+        {**MOTION, f'{DATA}.crop_size': 48}),
+    'difference_paper_colour_crop_0.6_x2': (
+        'residual frames + paper colour, crop area [0.6, 1], 2x training',
+        {**MOTION, 'trainer.epochs': 'x2'}),
+    'difference_paper_colour_crop_0.6_x3': (
+        'residual frames + paper colour, crop area [0.6, 1], 3x training',
+        {**MOTION, 'trainer.epochs': 'x3'}),
+    'difference_paper_colour_crop_0.6_batch_64': (
+        'residual frames + paper colour, crop [0.6, 1], batch 64 (lr x2), 2x',
+        {**MOTION, f'{DATA}.global_batch_size': 64, 'lr': 'x2',
+         'trainer.epochs': 'x2'}),
+    'difference_paper_colour_crop_0.6_square_batch_64': (
+        'residual frames + paper colour, crop [0.6, 1] aspect 1, batch 64 '
+        '(lr x2), 2x training',
+        {**MOTION, **_both_views(crop_aspect_range=[1.0, 1.0]),
+         f'{DATA}.global_batch_size': 64, 'lr': 'x2', 'trainer.epochs': 'x2'}),
     'be': ('BE: a frame of the same clip added (Wang et al. 2021)',
            {f'{DATA}.background.method': 'be'}),
     'be_other': ('BE with a frame of another video of the batch',
@@ -119,9 +180,17 @@ ROWS = {
 }
 # Bumped when export or probe settings change (finished runs are re-probed).
 PROBE_VERSION = 2
-DEFAULT_ROWS = ('random', 'demo', 'debiased')
+MAIN_ROW = 'difference_paper_colour_crop_0.6_batch_64'
+DEFAULT_ROWS = ('random', 'demo', MAIN_ROW)
 LABELS = ('shape', 'direction')
-BASELINE_SUFFIXES = ('res_64', 'no_zero_init')
+# Overrides that change the encoder or the probe's input: rows with one are
+# read against random init with the same override.
+BASELINE_CHANGES = {
+    'difference': ('task.model.backbone.cvrl_r3d.input_frames', 'difference'),
+    'res_48': (f'{DATA}.crop_size', 48),
+    'res_64': (f'{DATA}.crop_size', 64),
+    'no_zero_init': ('task.model.backbone.cvrl_r3d.zero_init_residual', False),
+}
 
 
 def _nested(flat):
@@ -188,8 +257,8 @@ def row_config(name, seed, patterns, num_train, epochs):
           patterns['test'], 'trainer.epochs': epochs}
   lr = base.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate
   lr *= {None: 1.0, 'x2': 2.0, 'x0.25': 0.25}[overrides.pop('lr', None)]
-  if overrides.get('trainer.epochs') == 'x2':
-    overrides['trainer.epochs'] = 2 * epochs
+  if overrides.get('trainer.epochs') in ('x2', 'x3'):
+    overrides['trainer.epochs'] = int(overrides['trainer.epochs'][1]) * epochs
   flat.update(overrides)
   flat['trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'] = lr
   return _nested(flat)
@@ -272,6 +341,15 @@ def read_factors(videos_dir):
   return factors
 
 
+def baseline_of(row):
+  """The random-init row a row is read against: the same encoder and probe
+  resolution (a row that changes either names the change in its overrides)."""
+  overrides = ROWS[row][1] or {}
+  changes = [suffix for suffix, (key, value) in BASELINE_CHANGES.items()
+             if overrides.get(key) == value]
+  return '_'.join(['random'] + changes)
+
+
 def table(results):
   """Markdown rows; margins against the random row of the same seed."""
   random = {(r['row'], r['seed']): r for r in results
@@ -280,11 +358,7 @@ def table(results):
            '0.125) | shape - random | direction - random | contrastive '
            'loss / acc (end) | minutes |', '|' + '---|' * 9]
   for r in results:
-    # A row that changes the encoder or the probe's resolution is read
-    # against random init with the same change.
-    baseline = next((f'random_{suffix}' for suffix in BASELINE_SUFFIXES
-                     if r['row'].endswith(suffix)), 'random')
-    base = random.get((baseline, r['seed']))
+    base = random.get((baseline_of(r['row']), r['seed']))
     margins = [f'{r[k] - base[k]:+.3f}' if base else 'n/a' for k in LABELS]
     contrastive = (f"{r['contrastive_loss']:.2f} / "
                    f"{r['contrastive_accuracy']:.2f}"
@@ -301,9 +375,9 @@ def main():
                       help="comma list of rows, or ALL (see --list)")
   parser.add_argument('--seeds', default='0', help='comma list')
   parser.add_argument('--work_dir', default='/tmp/cvrl_learning_quality')
-  parser.add_argument('--videos_per_cell', type=int, default=18,
+  parser.add_argument('--videos_per_cell', type=int, default=60,
                       help='videos per (shape, direction): 6 x 8 cells')
-  parser.add_argument('--epochs', type=int, default=25)
+  parser.add_argument('--epochs', type=int, default=10)
   parser.add_argument('--data_seed', type=int, default=0)
   parser.add_argument('--no_pan', action='store_true',
                       help='static backgrounds')
@@ -320,8 +394,9 @@ def main():
   unknown = [r for r in rows if r not in ROWS]
   if unknown:
     parser.error(f'--rows: unknown {unknown}; known: {list(ROWS)}')
-  if 'random' not in rows:
-    rows.insert(0, 'random')  # the margins need it
+  for baseline in reversed(['random'] + [baseline_of(r) for r in rows]):
+    if baseline not in rows:
+      rows.insert(0, baseline)  # the margins need it
   seeds = [int(s) for s in args.seeds.split(',')]
   start = time.time()
   os.makedirs(args.work_dir, exist_ok=True)

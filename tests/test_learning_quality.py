@@ -37,3 +37,19 @@ def test_benchmark_runs_end_to_end_and_reuses_finished_runs(tmp_path):
   assert again.returncode == 0 and 'data:' not in again.stdout
   assert rows == [line for line in again.stdout.splitlines()
                   if line.startswith('| random ') or line.startswith('| demo ')]
+
+
+def test_every_row_is_read_against_random_init_of_the_same_encoder():
+  from benchmarks import learning_quality  # pylint: disable=g-import-not-at-top
+  rows = learning_quality.ROWS
+  for name, (_, overrides) in rows.items():
+    baseline = learning_quality.baseline_of(name)
+    assert baseline in rows and baseline.startswith('random'), name
+    # The baseline carries exactly the encoder / probe-size overrides.
+    changes = {key: value for key, value in
+               learning_quality.BASELINE_CHANGES.values()
+               if (overrides or {}).get(key) == value}
+    assert (rows[baseline][1] or {}) == changes, (name, baseline)
+  assert learning_quality.baseline_of('demo') == 'random'
+  assert (learning_quality.baseline_of(learning_quality.MAIN_ROW) ==
+          'random_difference')
