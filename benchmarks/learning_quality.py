@@ -137,10 +137,10 @@ ROWS = {
     'difference_paper_colour_crop_0.6': (
         'residual frames + paper colour, crop area [0.6, 1]', MOTION),
     'difference_paper_colour_crop_0.6_per_frame': (
-        'Table 9 on the row above: spatial augmentation drawn per frame',
+        'Table 9 on crop_0.6: spatial augmentation drawn per frame',
         {**MOTION, f'{DATA}.spatial.temporally_consistent': False}),
     'difference_paper_colour_crop_0.6_no_temporal': (
-        'Table 9 on the row above: both clips start together',
+        'Table 9 on crop_0.6: both clips start together',
         {**MOTION, f'{DATA}.temporal.enabled': False}),
     'paper_colour_crop_0.6': (
         'RGB input, paper colour, crop area [0.6, 1] (no residual frames)',
