@@ -245,6 +245,14 @@ def make_data(work_dir, videos_per_cell, seed, pan):
   return patterns, len(splits['train'])
 
 
+def _factor(times: str) -> float:
+  """'x2' -> 2.0: rows scale the lr and the epochs relative to the
+  benchmark's."""
+  if not (isinstance(times, str) and times.startswith('x')):
+    raise ValueError(f'row override {times!r}: expected a factor like x2')
+  return float(times[1:])
+
+
 def row_config(name, seed, patterns, num_train, epochs):
   """The YAML overrides of a row (on cvrl_pretrain_demo)."""
   from official.core import exp_factory
@@ -256,9 +264,10 @@ def row_config(name, seed, patterns, num_train, epochs):
           'task.init_seed': seed, 'task.validation_data.input_path':
           patterns['test'], 'trainer.epochs': epochs}
   lr = base.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate
-  lr *= {None: 1.0, 'x2': 2.0, 'x0.25': 0.25}[overrides.pop('lr', None)]
-  if overrides.get('trainer.epochs') in ('x2', 'x3'):
-    overrides['trainer.epochs'] = int(overrides['trainer.epochs'][1]) * epochs
+  lr *= _factor(overrides.pop('lr', 'x1'))
+  if 'trainer.epochs' in overrides:
+    overrides['trainer.epochs'] = round(
+        _factor(overrides['trainer.epochs']) * epochs)
   flat.update(overrides)
   flat['trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'] = lr
   return _nested(flat)

@@ -167,7 +167,6 @@ def test_a_checkpoint_of_another_backbone_fails_naming_the_variable(tmp_path):
     checkpoint_restore.restore_backbone(model.backbone, str(tmp_path / 'nope'))
 
 
-
 def test_residual_frame_checkpoint_needs_a_residual_frame_encoder(tmp_path):
   """RGB and residual-frame encoders have the same variables: the pretraining
   run's params.yaml decides, and a mismatch fails naming the field."""

@@ -114,10 +114,10 @@ def check_input_frames(backbone: tf_keras.Model, checkpoint: str) -> None:
     return
   # Written by Model Garden's train_utils.serialize_config (with python
   # tuples); read as its own readers do.
-  config = params_dict.read_yaml_to_params_dict(params).as_dict()
-  r3d = (((config.get('task') or {}).get('model') or {}).get('backbone')
-         or {}).get('cvrl_r3d') or {}
-  written = r3d.get('input_frames', 'rgb')
+  node = params_dict.read_yaml_to_params_dict(params).as_dict()
+  for key in ('task', 'model', 'backbone', 'cvrl_r3d'):
+    node = node.get(key) or {}
+  written = node.get('input_frames', 'rgb')
   wanted = input_frames_of(backbone)
   if written != wanted:
     raise RestoreError(
