@@ -12,7 +12,8 @@ r"""Does CVRL learn what moves, under nuisance? One table, CPU, < 20 minutes.
    overrides on the train videos (`cvrl.tools.train --mode=train`; 10
    epochs, 1,200 steps at batch 16, unless the row says x2 / x3), exports
    backbone features of all videos at the training resolution
-   (`cvrl.tools.export_features`, the centre clip), and linear-probes both
+   (`cvrl.tools.export_features`, the mean over PROBE_CLIPS = 3 evenly
+   spaced clips, as the paper tests), and linear-probes both
    labels (`cvrl.eval.probe`: standardised features, penalty chosen on a
    split of train, test used once). Rows named random* are an encoder at
    its random initialisation (no training); every row is read against the
@@ -22,9 +23,10 @@ r"""Does CVRL learn what moves, under nuisance? One table, CPU, < 20 minutes.
    margins over random init, and the last contrastive loss / accuracy.
 
 Default rows: random, demo (the demo recipe as shipped) and MAIN_ROW, the
-recipe that learns most of both labels here: residual-frame input
-(`model.backbone.cvrl_r3d.input_frames: difference`), the paper's colour
-jitter, crops of [0.6, 1] of the frame, batch 64 (lr x2), 20 epochs.
+recipe that learns both labels here at every seed tried: residual-frame
+input (`model.backbone.cvrl_r3d.input_frames: difference`), the paper's
+colour jitter, crops of [0.6, 1] of the frame, FAME on the second view
+(`train_data.background.method: fame`), batch 64 (lr x2), 20 epochs.
 Results are kept per run in --work_dir (a run whose settings are unchanged
 is not redone; a finished training run is re-probed, not retrained, when
 only the probe changed), so ablations can be added a few rows at a time.
@@ -166,6 +168,19 @@ ROWS = {
         '(lr x2), 2x training',
         {**MOTION, **_both_views(crop_aspect_range=[1.0, 1.0]),
          f'{DATA}.global_batch_size': 64, 'lr': 'x2', 'trainer.epochs': 'x2'}),
+    'difference_paper_colour_crop_0.6_batch_64_fame': (
+        'the batch-64 recipe + FAME on the second view (its moving region '
+        'on a still background of another video)',
+        {**MOTION, **FAME, f'{DATA}.global_batch_size': 64, 'lr': 'x2',
+         'trainer.epochs': 'x2'}),
+    'difference_paper_colour_crop_0.6_batch_64_t0.2': (
+        'the batch-64 recipe, temperature 0.2',
+        {**MOTION, 'task.losses.temperature': 0.2,
+         f'{DATA}.global_batch_size': 64, 'lr': 'x2', 'trainer.epochs': 'x2'}),
+    'difference_paper_colour_crop_0.6_batch_64_fame_t0.2': (
+        'the batch-64 recipe + FAME on the second view, temperature 0.2',
+        {**MOTION, **FAME, 'task.losses.temperature': 0.2,
+         f'{DATA}.global_batch_size': 64, 'lr': 'x2', 'trainer.epochs': 'x2'}),
     'be': ('BE: a frame of the same clip added (Wang et al. 2021)',
            {f'{DATA}.background.method': 'be'}),
     'be_other': ('BE with a frame of another video of the batch',
@@ -179,8 +194,16 @@ ROWS = {
                   **PAPER_COLOUR}),
 }
 # Bumped when export or probe settings change (finished runs are re-probed).
-PROBE_VERSION = 2
-MAIN_ROW = 'difference_paper_colour_crop_0.6_batch_64'
+PROBE_VERSION = 3
+# Features of a video: the mean over evenly spaced clips, as the paper tests
+# (10 clips x 3 crops; at 32 x 32 of a square frame the 3 crops coincide).
+# The 48-frame videos hold 3 clips of 32 frames starting 8 frames apart; 5
+# clips gave the same top-1s (the batch-64 recipe without FAME, seed 0:
+# 0.461 / 0.943 vs 0.469 / 0.949; its centre clip alone 0.388 / 0.922).
+PROBE_CLIPS = 3
+# Without FAME the same recipe reached the target at 2 seeds of 3 and fell
+# to half the margins at the third (README).
+MAIN_ROW = 'difference_paper_colour_crop_0.6_batch_64_fame'
 DEFAULT_ROWS = ('random', 'demo', MAIN_ROW)
 LABELS = ('shape', 'direction')
 # Overrides that change the encoder or the probe's input: rows with one are
@@ -321,6 +344,7 @@ def run_row(name, seed, work_dir, patterns, num_train, epochs, factors):
   _run(['cvrl.tools.export_features', *flags, f'--checkpoint={checkpoint}',
         f'--pattern={patterns["train"]},{patterns["test"]}',
         f'--output={features}', '--batch_size=16',
+        f'--num_clips={PROBE_CLIPS}',
         # Probed at the resolution the row trains at (the demo's: 32).
         f"--view_size={config['task']['train_data'].get('crop_size', 32)}"],
        os.path.join(run_dir, 'export.log'))
