@@ -53,3 +53,40 @@ def test_every_row_is_read_against_random_init_of_the_same_encoder():
   assert learning_quality.baseline_of('demo') == 'random'
   assert (learning_quality.baseline_of(learning_quality.MAIN_ROW) ==
           'random_difference')
+
+
+def test_every_row_is_a_valid_demo_experiment(tmp_path):
+  """Each row's overrides apply strictly to cvrl_pretrain_demo (a misspelt
+  key fails) and give a config that validates, with the lr and epochs the
+  row's factors say; MAIN_ROW is the recipe the README describes."""
+  from benchmarks import learning_quality  # pylint: disable=g-import-not-at-top
+  from cvrl.configs import launch  # pylint: disable=g-import-not-at-top
+  import yaml  # pylint: disable=g-import-not-at-top
+  patterns = {'train': '/data/train-*.tfrecord',
+              'test': '/data/test-*.tfrecord'}
+  base_lr = None
+  for name in learning_quality.ROWS:
+    config = learning_quality.row_config(name, 3, patterns, 960, 10)
+    path = tmp_path / f'{name}.yaml'
+    path.write_text(yaml.safe_dump(config))
+    params = launch.parse_experiment('cvrl_pretrain_demo', [str(path)])
+    params.task.validate()
+    data = params.task.train_data
+    assert (data.seed, params.task.init_seed, data.num_examples) == (3, 3, 960)
+    lr = (params.trainer.optimizer_config.learning_rate.cosine
+          .initial_learning_rate)
+    overrides = learning_quality.ROWS[name][1] or {}
+    factor = float(overrides.get('lr', 'x1')[1:])
+    if base_lr is None and factor == 1:
+      base_lr = lr
+    if base_lr is not None:
+      assert abs(lr - factor * base_lr) < 1e-9, name
+    epochs = float(overrides.get('trainer.epochs', 'x1')[1:]) * 10
+    assert params.trainer.epochs == round(epochs), name
+  main = launch.parse_experiment('cvrl_pretrain_demo')
+  main = main.replace(**learning_quality.row_config(
+      learning_quality.MAIN_ROW, 0, patterns, 960, 10))
+  assert main.task.model.backbone.cvrl_r3d.input_frames == 'difference'
+  assert main.task.train_data.background.method == 'fame'
+  assert main.task.train_data.spatial.view_2.brightness == 0.8
+  assert main.task.train_data.global_batch_size == 64
