@@ -60,12 +60,17 @@ def test_every_row_is_a_valid_demo_experiment(tmp_path):
   key fails) and give a config that validates, with the lr and epochs the
   row's factors say; MAIN_ROW is the recipe the README describes."""
   from benchmarks import learning_quality  # pylint: disable=g-import-not-at-top
+  from cvrl import registry_imports  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   from cvrl.configs import launch  # pylint: disable=g-import-not-at-top
   import yaml  # pylint: disable=g-import-not-at-top
   patterns = {'train': '/data/train-*.tfrecord',
               'test': '/data/test-*.tfrecord'}
-  base_lr = None
-  for name in learning_quality.ROWS:
+  def lr_of(params):
+    return (params.trainer.optimizer_config.learning_rate.cosine
+            .initial_learning_rate)
+  base_lr = lr_of(launch.parse_experiment('cvrl_pretrain_demo'))
+  built = {}
+  for name, (_, overrides) in learning_quality.ROWS.items():
     config = learning_quality.row_config(name, 3, patterns, 960, 10)
     path = tmp_path / f'{name}.yaml'
     path.write_text(yaml.safe_dump(config))
@@ -73,19 +78,13 @@ def test_every_row_is_a_valid_demo_experiment(tmp_path):
     params.task.validate()
     data = params.task.train_data
     assert (data.seed, params.task.init_seed, data.num_examples) == (3, 3, 960)
-    lr = (params.trainer.optimizer_config.learning_rate.cosine
-          .initial_learning_rate)
-    overrides = learning_quality.ROWS[name][1] or {}
+    overrides = overrides or {}
     factor = float(overrides.get('lr', 'x1')[1:])
-    if base_lr is None and factor == 1:
-      base_lr = lr
-    if base_lr is not None:
-      assert abs(lr - factor * base_lr) < 1e-9, name
+    assert abs(lr_of(params) - factor * base_lr) < 1e-9, name
     epochs = float(overrides.get('trainer.epochs', 'x1')[1:]) * 10
     assert params.trainer.epochs == round(epochs), name
-  main = launch.parse_experiment('cvrl_pretrain_demo')
-  main = main.replace(**learning_quality.row_config(
-      learning_quality.MAIN_ROW, 0, patterns, 960, 10))
+    built[name] = params
+  main = built[learning_quality.MAIN_ROW]
   assert main.task.model.backbone.cvrl_r3d.input_frames == 'difference'
   assert main.task.train_data.background.method == 'fame'
   assert main.task.train_data.spatial.view_2.brightness == 0.8
