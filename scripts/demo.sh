@@ -15,7 +15,7 @@ start=$(date +%s)
 videos_per_class=40 pretrain_extra='' linear_extra=''
 if [[ "${CVRL_DEMO_QUICK:-0}" == 1 ]]; then
   videos_per_class=8
-  pretrain_extra=',trainer.train_steps=12,trainer.checkpoint_interval=6,trainer.validation_interval=6,trainer.steps_per_loop=6,trainer.summary_interval=6,task.train_data.num_examples=48'
+  pretrain_extra=',trainer.train_steps=12,trainer.checkpoint_interval=6,trainer.validation_interval=6,trainer.steps_per_loop=6,trainer.summary_interval=6'
   linear_extra=',trainer.train_steps=6,trainer.steps_per_loop=3,trainer.summary_interval=3,trainer.checkpoint_interval=6,trainer.validation_interval=6'
 fi
 

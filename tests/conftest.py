@@ -30,6 +30,10 @@ def pytest_configure(config):
   once per test process, here; single-device code still runs on CPU:0.
   """
   del config
+  # Record counts (cvrl.data.dataset_size) cached in a folder of the test
+  # run's own, not the user's ~/.cache.
+  import tempfile  # pylint: disable=g-import-not-at-top
+  os.environ.setdefault('CVRL_CACHE_DIR', tempfile.mkdtemp(prefix='cvrl-'))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   cpus = tf.config.list_physical_devices('CPU')
   tf.config.set_logical_device_configuration(

@@ -114,11 +114,22 @@ def test_r3d50_recipes_with_runlocal_end_to_end(kinetics_like_records,
   paths = (f'task.train_data.input_path={kinetics_like_records}/train-*,'
            f'task.validation_data.input_path={kinetics_like_records}/val-*')
   pretrain_dir = str(tmp_path / 'pretrain')
-  result = run_module(
-      'cvrl.tools.train', '--experiment=cvrl_pretrain_k400_200ep',
-      '--mode=train_and_eval', f'--model_dir={pretrain_dir}',
-      '--config_file=experiments/pretrain_k400_r3d50_200ep.yaml',
-      f'--config_file={RUNLOCAL}', f'--params_override={paths}')
+  command = ['cvrl.tools.train', '--experiment=cvrl_pretrain_k400_200ep',
+             '--mode=train_and_eval', f'--model_dir={pretrain_dir}',
+             '--config_file=experiments/pretrain_k400_r3d50_200ep.yaml',
+             f'--config_file={RUNLOCAL}']
+  # The recipe's K400 size against 2 records: stopped before any step, in
+  # one line that says what to set.
+  refused = run_module(*command, f'--params_override={paths}', check=False)
+  assert refused.returncode == 1
+  assert ('train: error: task.train_data.num_examples=235520 but '
+          'task.train_data.input_path') in refused.stderr
+  assert 'holds 4 records' in refused.stderr
+  assert 'Traceback' not in refused.stderr
+  paths += ',task.train_data.num_examples=0'  # count them
+  result = run_module(*command, f'--params_override={paths}')
+  assert 'task.train_data.num_examples=4 (counted' in result.stderr
+  assert 'strategy: one_device on /cpu:0' in result.stderr
   assert 'precision: float32 on cpu' in result.stderr
   assert 'schedule: 2 train steps' in result.stderr
   params = params_dict.read_yaml_to_params_dict(

@@ -46,7 +46,7 @@ def _check_recipe(params, epochs, warmup_epochs, examples):
     return
   base = params.trainer.optimizer_config.learning_rate.cosine
   warmup = int(round(warmup_epochs * per_epoch))
-  warmup = min(warmup, steps - 1)
+  warmup = min(warmup, steps // 2)
   # The half-cosine runs from the end of warmup to exactly the last step:
   # 0 there, and not before (float32 rounds the last few steps of a long
   # run to 0, so "before" is checked 0.1% of the run earlier).
@@ -64,9 +64,11 @@ def _check_recipe(params, epochs, warmup_epochs, examples):
     np.testing.assert_allclose(float(lr(0)), base.initial_learning_rate,
                                rtol=1e-6)
   trainer = params.trainer
-  for interval in (trainer.summary_interval, trainer.checkpoint_interval,
-                   trainer.validation_interval):
-    assert interval % trainer.steps_per_loop == 0 and interval > 0
+  assert trainer.summary_interval % trainer.steps_per_loop == 0
+  for interval in (trainer.checkpoint_interval, trainer.validation_interval):
+    # A whole number of loops, or the run's end: never past it.
+    assert 0 < interval <= steps
+    assert interval % trainer.steps_per_loop == 0 or interval == steps
 
 
 def _check_steps(params, lr, per_epoch):
@@ -131,8 +133,47 @@ def test_explicit_train_steps_win_and_size_the_decay():
   assert params.trainer.train_steps == 777
   lr = _learning_rate(params)
   assert float(lr(777)) == 0.0 and float(lr(776)) > 0.0
-  # Warmup stays 5 epochs (1,150 steps) unless the run is shorter.
-  assert params.trainer.optimizer_config.warmup.linear.warmup_steps == 776
+  # Warmup keeps the recipe's share of the run: 5 of 800 epochs of 777
+  # steps is 5 steps (it was 776: the whole run but one step).
+  assert params.trainer.optimizer_config.warmup.linear.warmup_steps == 5
+
+
+@pytest.mark.parametrize('steps,epochs,warmup_epochs,want', [
+    (1_000, 800, 5, 6),      # the paper's share of a 1,000-step smoke test
+    (1_000, 10, 5, 500),     # half the run: the cap
+    (1_000, 10, 8, 500),     # more than half asked: still half
+    (3, 30, 2, 0),           # rounds to 0: no warmup
+    (101, 2, 2, 50),         # all warmup asked: half, rounded down
+])
+def test_warmup_scales_with_explicit_train_steps(steps, epochs, warmup_epochs,
+                                                 want):
+  params = _prepared('cvrl_pretrain_k400', {'trainer': {
+      'train_steps': steps, 'epochs': epochs,
+      'warmup_epochs': warmup_epochs}})
+  warmup = params.trainer.optimizer_config.warmup
+  got = warmup.linear.warmup_steps if warmup.type else 0
+  assert got == want
+  lr = _learning_rate(params)
+  peak = params.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate
+  # The peak comes at the end of warmup, and the decay then takes the rest.
+  np.testing.assert_allclose(float(lr(want)), peak, rtol=1e-6)
+  assert float(lr(steps)) == 0.0
+
+
+def test_first_evaluation_comes_during_training():
+  # AVA's 1x schedule on a copy 0.6% smaller than the recipe's: one epoch
+  # of steps no longer rounds to whole loops of 500 past the end.
+  params = _prepared('cvrl_ava_detection', {'task': {'train_data': {
+      'num_examples': 210_000}}})
+  trainer = params.trainer
+  assert trainer.validation_interval < trainer.train_steps
+  # Every recipe, at sizes that round up past the end.
+  for name in EXPERIMENTS:
+    for examples in (1_237, 5_001, 210_634):
+      trainer = _prepared(name, {'task': {'train_data': {
+          'num_examples': examples}}}).trainer
+      assert trainer.validation_interval <= trainer.train_steps, name
+      assert trainer.checkpoint_interval <= trainer.train_steps, name
 
 
 def test_intervals_in_epochs_follow_the_dataset():

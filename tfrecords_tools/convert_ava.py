@@ -28,12 +28,13 @@ running the same command again finishes it with byte-identical output.
 
 import dataclasses
 import os
-import shutil
 import sys
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 
+from cvrl import files
 from cvrl.data import ava_files
 from tfrecords_tools.conversion import ava_keyframes
 from tfrecords_tools.conversion import decoder
@@ -88,11 +89,11 @@ def _default(explicit, name, must_exist=True):
   if explicit or not _ANNOTATION_DIR.value:
     return explicit
   path = os.path.join(_ANNOTATION_DIR.value, name)
-  return path if (not must_exist or os.path.exists(path)) else None
+  return path if (not must_exist or tf.io.gfile.exists(path)) else None
 
 
 def _write_problems(path, problems):
-  with open(path, 'w', encoding='utf-8') as f:
+  with files.open_file(path, 'w') as f:
     f.write('file,line,problem\n')
     for p in problems:
       message = p.message.replace('"', "'")
@@ -125,7 +126,7 @@ def main(argv):
       raise job.UsageError('give --boxes_csv or --proposals_csv (or '
                            '--annotation_dir holding them)')
     for path in (boxes, proposals, excluded):
-      if path and not os.path.isfile(path):
+      if path and not files.is_file(path):
         raise job.UsageError(f'{path} does not exist')
     labels = ava_files.read_label_map(label_map)
     tasks, problems = ava_keyframes.read_split(
@@ -138,7 +139,7 @@ def main(argv):
         short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value,
         movie_start_s=_MOVIE_START_S.value)
     output_dir = _OUTPUT_DIR.value
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     record = dataclasses.asdict(options)
     record.update(kind='ava', split=split, num_shards=_NUM_SHARDS.value,
                   keyframes=_KEYFRAMES.value,
@@ -146,7 +147,8 @@ def main(argv):
                   num_keyframes=sum(len(t.keyframes) for t in tasks),
                   labels={str(k): v for k, v in sorted(labels.items())})
     job.check_options(output_dir, record)
-    shutil.copyfile(label_map, os.path.join(output_dir, LABEL_MAP_FILE))
+    tf.io.gfile.copy(label_map, os.path.join(output_dir, LABEL_MAP_FILE),
+                     overwrite=True)
     _write_problems(os.path.join(output_dir, PROBLEMS_FILE), problems)
     for p in problems[:20]:
       print(f'convert_ava: bad annotation: {p}', file=sys.stderr)
@@ -158,7 +160,7 @@ def main(argv):
                         _WORKERS.value or os.cpu_count() or 1, beam_args,
                         ava_keyframes.convert_chunk,
                         ava_keyframes.encode_chunk, unit='movie chunks')
-  except (job.UsageError, ava_files.AnnotationError, OSError) as e:
+  except (job.UsageError, ava_files.AnnotationError) + files.FILE_ERRORS as e:
     print(f'convert_ava: error: {e}', file=sys.stderr)
     return 2
   counts = video_frames.summarize(rows, ava_keyframes.STATUSES)

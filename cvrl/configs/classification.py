@@ -25,6 +25,7 @@ from cvrl.configs import base
 from cvrl.configs import modeling
 from cvrl.configs import pretrain
 from cvrl.configs import schedule
+from cvrl.configs import strategy
 from cvrl.configs import video_data
 
 @dataclasses.dataclass
@@ -135,8 +136,7 @@ def experiment(task: ClassificationTaskConfig, *, epochs: int,
   """TPU, auto precision, SGD + cosine; steps from epochs at job start."""
   return cfg.ExperimentConfig(
       task=task,
-      runtime=cfg.RuntimeConfig(mixed_precision_dtype='auto',
-                                distribution_strategy='tpu'),
+      runtime=strategy.RuntimeConfig(mixed_precision_dtype='auto'),
       trainer=schedule.TrainerConfig(
           epochs=epochs, warmup_epochs=warmup_epochs, checkpoint_epochs=5,
           validation_epochs=10, steps_per_loop=500, summary_interval=500,

@@ -15,6 +15,7 @@ from cvrl.configs import classification
 from cvrl.configs import modeling
 from cvrl.configs import pretrain
 from cvrl.configs import schedule
+from cvrl.configs import strategy
 from cvrl.configs import video_data
 
 
@@ -31,7 +32,9 @@ def cvrl_pretrain_demo() -> cfg.ExperimentConfig:
   SimCLR does for CIFAR; at paper strength the loss stays at chance for the
   first 400 steps on this data.
   """
-  batch, examples = 16, 240
+  # num_examples 0: the records are counted when the job starts, so the
+  # demo's recipe follows whatever dataset it is pointed at.
+  batch, examples = 16, 0
   model = modeling.CVRLModelConfig()
   model.backbone.cvrl_r3d.depth = 14
   model.backbone.cvrl_r3d.width_multiplier = 0.25
@@ -64,8 +67,7 @@ def cvrl_pretrain_demo() -> cfg.ExperimentConfig:
           spatial=spatial, **data))
   return cfg.ExperimentConfig(
       task=task,
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0),
+      runtime=strategy.RuntimeConfig(),
       trainer=schedule.TrainerConfig(
           epochs=30, warmup_epochs=2, steps_per_loop=15, summary_interval=15,
           checkpoint_interval=75, validation_interval=75,
@@ -120,8 +122,7 @@ def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
       init_checkpoint='demo_output/pretrain')
   return cfg.ExperimentConfig(
       task=task,
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0),
+      runtime=strategy.RuntimeConfig(),
       trainer=schedule.TrainerConfig(
           epochs=30, checkpoint_epochs=30, validation_epochs=30,
           steps_per_loop=225, summary_interval=225, validation_steps=-1,
@@ -156,7 +157,7 @@ def cvrl_ava_demo() -> cfg.ExperimentConfig:
       model=model, init_checkpoint='demo_output/pretrain',
       train_data=detection.DetectionDataConfig(
           input_path=f'{root}/tfrecords/train/train-*.tfrecord',
-          global_batch_size=8, num_examples=480, shuffle_buffer_size=64,
+          global_batch_size=8, num_examples=0, shuffle_buffer_size=64,
           crop_scale_range=(0.8, 1.0), **data),
       validation_data=detection.DetectionDataConfig(
           input_path=f'{root}/tfrecords/val/val-*.tfrecord',
@@ -167,8 +168,7 @@ def cvrl_ava_demo() -> cfg.ExperimentConfig:
       label_map=f'{root}/annotations/ava_action_list_v2.2.pbtxt')
   return cfg.ExperimentConfig(
       task=task,
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0),
+      runtime=strategy.RuntimeConfig(),
       trainer=schedule.TrainerConfig(
           epochs=12, decay_epochs=(8, 11), steps_per_loop=15,
           summary_interval=15, checkpoint_epochs=12, validation_epochs=12,

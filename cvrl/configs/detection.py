@@ -25,6 +25,7 @@ from official.modeling import optimization
 from cvrl.configs import base
 from cvrl.configs import modeling
 from cvrl.configs import schedule
+from cvrl.configs import strategy
 
 AVA_NUM_CLASSES = 80
 AVA_TRAIN_KEYFRAMES = 210_634  # paper: "211k training"
@@ -48,7 +49,8 @@ class DetectionDataConfig(hyperparams.Config):
   input_path: str = ''
   is_training: bool = True
   global_batch_size: int = 32
-  num_examples: int = 0
+  num_examples: int = 0  # <= 0: counted at job start (keyframe records)
+  check_num_examples: bool = True
   num_frames: int = 32
   frame_stride: int = 2
   frame_size: Tuple[int, int] = (224, 224)
@@ -194,11 +196,13 @@ def ava_detection(init_checkpoint: str = '', random_backbone: bool = False
                 'ava_action_list_v2.2.pbtxt')
   return cfg.ExperimentConfig(
       task=task,
-      runtime=cfg.RuntimeConfig(mixed_precision_dtype='auto',
-                                distribution_strategy='tpu'),
+      runtime=strategy.RuntimeConfig(mixed_precision_dtype='auto'),
       trainer=schedule.TrainerConfig(
           epochs=12, warmup_epochs=0, decay_epochs=(8, 11),
-          checkpoint_epochs=1, validation_epochs=12, steps_per_loop=500,
+          # mAP every 2 of the 12 epochs (as PySlowFast's AVA configs
+          # evaluate periodically), so a run shows its curve and a failing
+          # evaluation shows up after 2 epochs, not at the end.
+          checkpoint_epochs=1, validation_epochs=2, steps_per_loop=500,
           summary_interval=500, validation_steps=-1,
           optimizer_config=one_x_schedule(0.2), max_to_keep=3,
           best_checkpoint_eval_metric='mAP',

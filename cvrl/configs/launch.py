@@ -10,11 +10,16 @@ locked:
   lines = launch.prepare(params)       # schedule from epochs, precision
   params.lock()
 
-`prepare` derives the step counts from epochs and the dataset size
-(`schedule.derive`) and resolves `auto` precision for the devices of this
-job (`precision.apply`); the numbers land in the config, so the params.yaml
-written next holds what the run used. It returns the lines to log.
+`prepare` counts the records of the inputs it is asked to check (and of a
+training input whose num_examples is 0: `dataset_size.check`), derives the
+step counts from epochs and the dataset size (`schedule.derive`), resolves
+an `auto` strategy for this machine (`strategy.apply`) and `auto` precision
+for the devices that strategy computes on (`precision.apply`); the numbers
+land in the config, so the params.yaml written next holds what the run
+used. It returns the lines to log.
 """
+
+import os
 
 from typing import List, Optional, Sequence
 
@@ -27,6 +32,8 @@ from official.modeling import hyperparams
 
 from cvrl.configs import precision
 from cvrl.configs import schedule
+from cvrl.configs import strategy
+from cvrl.data import dataset_size
 
 
 def parse_flags(flags_obj) -> cfg.ExperimentConfig:
@@ -50,17 +57,38 @@ def parse_experiment(experiment: str,
 
 
 def prepare(params: cfg.ExperimentConfig,
-            devices: Optional[precision.Devices] = None) -> List[str]:
-  """Derives the schedule and the precision in place; logs and returns them.
+            devices: Optional[precision.Devices] = None,
+            check_sizes: Sequence[str] = (),
+            tf_config: Optional[str] = None,
+            training: bool = True) -> List[str]:
+  """Derives the sizes, schedule, strategy and precision in place; logs and
+  returns them.
 
-  devices: what the job runs on (default: the TPU named in runtime.tpu, or
-  this machine's GPUs, or its CPU).
+  devices: this machine's (default: the TPU named in runtime.tpu, or the
+  local GPUs, or the CPU). check_sizes: the task's input sections whose
+  records are counted and checked ('train_data', 'validation_data'); a
+  training input with num_examples <= 0 is always counted. tf_config: the
+  TF_CONFIG of a multi-worker job (default: the environment's). training:
+  False for jobs that only run the model (feature export): no schedule.
   """
   if devices is None:
     devices = precision.local_devices(params.runtime.tpu)
-  derived = schedule.derive(params)
-  lines = schedule.describe(derived, params).split('\n')
-  lines.append(precision.apply(params, devices))
+  if tf_config is None:
+    tf_config = os.environ.get('TF_CONFIG')
+  sections = list(check_sizes)
+  train = getattr(params.task, 'train_data', None)
+  if ('train_data' not in sections and train is not None
+      and getattr(train, 'num_examples', 1) <= 0
+      and getattr(params.trainer, 'epochs', 0)):
+    sections.insert(0, 'train_data')
+  lines = []
+  if training:
+    lines.extend(dataset_size.check(params, sections))
+    derived = schedule.derive(params)
+    lines.extend(schedule.describe(derived, params).split('\n'))
+  choice, line = strategy.apply(params, devices, tf_config)
+  lines.append(line)
+  lines.append(precision.apply(params, choice.compute_devices(devices)))
   for line in lines:
     logging.info('%s', line)
   return lines

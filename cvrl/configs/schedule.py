@@ -8,17 +8,20 @@ runs right before the config is locked, in every entry point (through
 `cvrl.configs.launch.prepare`), and writes
 
   train_steps      round(epochs x num_examples / global batch), at least 1
-  warmup steps     round(warmup_epochs x steps per epoch), < train_steps
+  warmup steps     round(warmup_epochs x steps per epoch), at most half of
+                   train_steps
   cosine decay     from the end of warmup to exactly 0 at train_steps
-  checkpoint / validation intervals  (when given in epochs)
+  checkpoint / validation intervals  (when given in epochs), never longer
+                   than the run: its first evaluation comes during training
 
 into the config, so params.yaml holds the numbers the run used. Steps per
 epoch are not floored: 1% of K400 (2,355 videos) at batch 1024 trains 230
 steps for 100 epochs, not 200 (87 epochs).
 
-An explicit `trainer.train_steps` > 0 wins over epochs (the warmup and the
-decay are then sized to it); an interval is taken from its epochs field only
-when that is > 0.
+An explicit `trainer.train_steps` > 0 wins over epochs: the decay ends at
+it and the warmup keeps the recipe's share of the run (warmup_epochs /
+epochs of train_steps), so a short smoke test is not all warmup. An interval
+is taken from its epochs field only when that is > 0.
 """
 
 import dataclasses
@@ -82,8 +85,8 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
            else max(1, int(round(epochs * steps_per_epoch))))
   base.check(trainer.warmup_epochs >= 0, 'trainer.warmup_epochs',
              trainer.warmup_epochs, '>= 0')
-  warmup = min(int(round(trainer.warmup_epochs * steps_per_epoch)),
-               total - 1)
+  warmup = warmup_steps(total, trainer.warmup_epochs, epochs,
+                        steps_per_epoch, explicit_steps)
   trainer.train_steps = total
   _size_learning_rate(trainer.optimizer_config, total, warmup)
   if trainer.optimizer_config.learning_rate.type == 'stepwise':
@@ -101,7 +104,10 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
   trainer.summary_interval = _round_to_loop(
       trainer.summary_interval or loop, loop)
   for field in ('checkpoint_interval', 'validation_interval'):
-    setattr(trainer, field, _round_to_loop(getattr(trainer, field), loop))
+    # Rounding to the loop may pass the end (79,000 for a 78,988-step run):
+    # the first evaluation would then come only after training.
+    setattr(trainer, field,
+            min(total, _round_to_loop(getattr(trainer, field), loop)))
   return {
       'epochs': total / steps_per_epoch,
       'steps_per_epoch': steps_per_epoch,
@@ -113,6 +119,21 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
       'validation_interval': trainer.validation_interval,
       'explicit_train_steps': explicit_steps,
   }
+
+
+def warmup_steps(total: int, warmup_epochs: float, epochs: float,
+                 steps_per_epoch: float, explicit_steps: bool) -> int:
+  """Linear-warmup steps of a `total`-step run, at most half of it.
+
+  From epochs: warmup_epochs x steps per epoch. With an explicit
+  train_steps: the recipe's share, total x warmup_epochs / epochs (5 of 800
+  epochs of a 1,000-step smoke test is 6 steps, not 999).
+  """
+  if explicit_steps:
+    warmup = int(round(total * warmup_epochs / epochs))
+  else:
+    warmup = int(round(warmup_epochs * steps_per_epoch))
+  return min(warmup, total // 2)
 
 
 def _size_learning_rate(optimization, total: int, warmup: int) -> None:

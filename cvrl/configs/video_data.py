@@ -209,8 +209,11 @@ class VideoDataConfig(cfg.DataConfig):
   # the batches an uninterrupted job sees next, because all randomness is
   # keyed by stream position. `train.py` sets it from the checkpoint.
   start_step: int = 0
-  # Size of the split, for epoch-based step counts (-1: unknown).
+  # Size of the split, for epoch-based step counts (<= 0: counted from the
+  # records at job start). A set value is checked against the count
+  # (`cvrl.data.dataset_size`); check_num_examples=false keeps it anyway.
   num_examples: int = -1
+  check_num_examples: bool = True
   repeat: bool = True
   # TFDS sources: feature names of the encoded frames and the label.
   tfds_frames_key: str = 'video'

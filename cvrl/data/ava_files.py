@@ -21,6 +21,8 @@ import dataclasses
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from cvrl import files
+
 Keyframe = Tuple[str, int]
 
 
@@ -67,9 +69,9 @@ _ID = re.compile(r'\b(?:label_)?id:\s*(-?\d+)')
 def read_label_map(path: str) -> Dict[int, str]:
   """{action id: name} from an AVA label map (.pbtxt, either layout)."""
   try:
-    with open(path, encoding='utf-8') as f:
+    with files.open_file(path) as f:
       text = f.read()
-  except OSError as e:
+  except files.FILE_ERRORS as e:
     raise AnnotationError(f'{path}: cannot read the label map: {e}') from e
   labels: Dict[int, str] = {}
   for block in _BLOCK.finditer(text):
@@ -95,7 +97,7 @@ def write_label_map(path: str, labels: Dict[int, str],
   """Writes a label map as AVA does: style 'label' (the 80-class file) or
   'item' (the 60 evaluated classes)."""
   key = 'label_id' if style == 'label' else 'id'
-  with open(path, 'w', encoding='utf-8') as f:
+  with files.open_file(path, 'w') as f:
     for action_id in sorted(labels):
       extra = '  label_type: PERSON_MOVEMENT\n' if style == 'label' else ''
       f.write(f'{style} {{\n  name: "{labels[action_id]}"\n'
@@ -104,11 +106,11 @@ def write_label_map(path: str, labels: Dict[int, str],
 
 def _rows(path: str) -> Iterable[Tuple[int, List[str]]]:
   try:
-    with open(path, newline='', encoding='utf-8') as f:
+    with files.open_file(path) as f:
       for line, row in enumerate(csv.reader(f), start=1):
         if row and any(c.strip() for c in row):
           yield line, [c.strip() for c in row]
-  except OSError as e:
+  except files.FILE_ERRORS as e:
     raise AnnotationError(f'{path}: cannot read: {e}') from e
 
 
@@ -205,7 +207,7 @@ def write_detections(path: str, detections: Iterable[Tuple]) -> int:
   """Writes (video_id, timestamp, (x1, y1, x2, y2), action_id, score) rows
   in the official evaluator's detection CSV layout; returns the count."""
   count = 0
-  with open(path, 'w', encoding='utf-8') as f:
+  with files.open_file(path, 'w') as f:
     for video_id, timestamp, box, action_id, score in detections:
       x1, y1, x2, y2 = box
       f.write(f'{video_id},{int(timestamp):04d},{x1:.3f},{y1:.3f},{x2:.3f},'

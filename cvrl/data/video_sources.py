@@ -14,7 +14,6 @@ reads at most one epoch before its first batch.
 """
 
 import concurrent.futures
-import os
 import struct
 from typing import List, Optional, Sequence, Union
 
@@ -41,10 +40,11 @@ def list_files(input_path) -> List[str]:
     matched = tf.io.gfile.glob(pattern)
     if not matched:
       raise InputError(f'input_path {pattern!r} matches no file')
-    # A local glob such as 'dir/*' also matches the converter's .manifest
-    # folder; reading it fails deep inside tf.data with a bare "Is a
-    # directory". (Not checked on remote file systems: one call per file.)
-    folders = [m for m in matched if '://' not in m and os.path.isdir(m)]
+    # A glob such as 'dir/*' also matches the converter's .manifest folder;
+    # reading it fails deep inside tf.data with a bare "Is a directory".
+    # (Checked locally only: on gs:// it would cost one request per file.)
+    folders = [m for m in matched
+               if '://' not in m and tf.io.gfile.isdir(m)]
     if folders:
       raise InputError(
           f'input_path {pattern!r} matches {len(folders)} folder(s), e.g. '

@@ -25,6 +25,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from cvrl import files
+
 IOU_THRESHOLD = 0.5
 
 # (keyframe key, box, class id, score); ground truth: (key, box, class id).
@@ -153,7 +155,7 @@ def evaluate(groundtruth: Iterable[GroundTruth],
 def write_per_class_csv(path: str, result: Result,
                         names: Dict[int, str]) -> None:
   """class_id,name,ap,num_gt,num_detections per evaluated class, then mAP."""
-  with open(path, 'w', encoding='utf-8') as f:
+  with files.open_file(path, 'w') as f:
     f.write('class_id,name,ap,num_gt,num_detections\n')
     for cls, ap in sorted(result.per_class_ap.items()):
       name = names.get(cls, str(cls)).replace('"', "'")

@@ -14,14 +14,13 @@ experiment evaluates at (a pretraining experiment: its crop size; an
 evaluation experiment: its test short side) unless view_size says otherwise.
 """
 
-import io
-import os
 from typing import Dict
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from cvrl import files
 from cvrl.eval import multiview
 from cvrl.configs import video_data
 from cvrl.data import pipelines
@@ -99,17 +98,9 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
   result = dict(features=np.concatenate(features).astype(np.float32),
                 labels=np.concatenate(labels).astype(np.int32),
                 ids=np.array(ids))
-  directory = os.path.dirname(output)
-  if directory:
-    tf.io.gfile.makedirs(directory)
-  # Written locally then copied, so gs:// outputs work and a killed run
-  # never leaves a truncated file under the final name.
-  buffer = io.BytesIO()  # np.savez needs a seekable file; GFile is not
-  np.savez(buffer, **result)
-  tmp = output + '.tmp.npz'
-  with tf.io.gfile.GFile(tmp, 'wb') as f:
-    f.write(buffer.getvalue())
-  tf.io.gfile.rename(tmp, output, overwrite=True)
+  # Any path (gs:// too); a killed run never leaves a truncated file under
+  # the final name.
+  files.save_npz(output, **result)
   return {'videos': len(ids), 'shape': result['features'].shape,
           'checkpoint': used, 'output': output,
           'view_size': data.test_short_side,

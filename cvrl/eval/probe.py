@@ -19,6 +19,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from scipy import optimize
 
+from cvrl import files
+
 DEFAULT_L2 = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
@@ -33,7 +35,7 @@ def read_factor_labels(csv_path: str, column: str,
   are the column's distinct values, sorted (numerically if all are
   integers), so every split maps a name to the same index.
   """
-  with open(csv_path, newline='') as f:
+  with files.open_file(csv_path) as f:
     reader = csv.DictReader(f)
     fields = reader.fieldnames or []
     for name in (id_column, column):

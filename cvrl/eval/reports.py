@@ -5,7 +5,6 @@ Libraries of `cvrl.tools.run_summary` and `cvrl.tools.eval_report`; the demo
 and the tests call them too.
 """
 
-import glob
 import math
 import os
 from typing import Dict, List, Sequence, Tuple
@@ -21,8 +20,9 @@ TAGS = ('contrastive_loss', 'contrastive_accuracy')
 def read_scalars(log_dir: str) -> Dict[str, Dict[int, float]]:
   """{tag: {step: value}} of a log folder; later writes of a step win."""
   values: Dict[str, Dict[int, float]] = {}
-  for path in sorted(glob.glob(os.path.join(log_dir, 'events.*')),
-                     key=os.path.getmtime):
+  paths = tf.io.gfile.glob(os.path.join(log_dir, 'events.*'))
+  # Oldest first (later writes of a step win), on any file system.
+  for path in sorted(paths, key=lambda p: tf.io.gfile.stat(p).mtime_nsec):
     acc = event_accumulator.EventAccumulator(
         path, size_guidance={event_accumulator.TENSORS: 0})
     acc.Reload()

@@ -35,11 +35,13 @@ def resolve_checkpoint(path: str) -> str:
   """A checkpoint prefix from a prefix or a folder (its latest checkpoint)."""
   if not path:
     raise RestoreError('no checkpoint given')
-  if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if not latest:
-      raise RestoreError(f'{path}: folder holds no checkpoint')
+  # A folder is known by its 'checkpoint' file, not by isdir: object stores
+  # (gs://, ram://) have no real folders.
+  latest = tf.train.latest_checkpoint(path)
+  if latest:
     return latest
+  if tf.io.gfile.isdir(path):
+    raise RestoreError(f'{path}: folder holds no checkpoint')
   if not tf.io.gfile.glob(path + '.index'):
     raise RestoreError(f'{path}: no such checkpoint (expected {path}.index '
                        'or a folder with a "checkpoint" file)')
@@ -64,7 +66,10 @@ def check_backbone_checkpoint(backbone: tf_keras.Model, checkpoint: str,
   """Raises RestoreError at the first backbone variable the checkpoint lacks
   or holds with another shape, or at a checkpoint backbone variable the
   configured backbone does not have. Returns counts for logging."""
-  stored = dict(tf.train.list_variables(checkpoint))
+  # The reader of the prefix itself: tf.train.list_variables first asks
+  # whether the prefix is a folder, which an object store may answer yes.
+  stored = tf.compat.v1.train.NewCheckpointReader(
+      checkpoint).get_variable_to_shape_map()
   prefix = root + '/'
   # Weights only: optimizer slots (momentum) of backbone variables live
   # under the same prefix with '.OPTIMIZER_SLOT' in their key.

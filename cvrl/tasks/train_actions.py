@@ -1,7 +1,10 @@
-"""Orbit actions run after each training loop: throughput summaries."""
+"""What the training driver adds to Orbit: a throughput summary after each
+loop, and a controller that saves before it evaluates."""
 
 import time
+from typing import Optional
 
+import orbit
 import tensorflow as tf
 
 
@@ -31,3 +34,43 @@ class ExamplesPerSecond:
       tf.summary.scalar('examples_per_second', rate, step=step)
     self._writer.flush()
     return rate
+
+
+class EvaluationError(RuntimeError):
+  """An evaluation failed; the training before it is saved."""
+
+
+class CheckpointFirstController(orbit.Controller):
+  """Orbit's controller, with the checkpoint written before each evaluation.
+
+  Orbit's `train_and_evaluate` saves the final checkpoint only after the
+  final evaluation, so an evaluation that fails (a label map that cannot be
+  read, an evaluator bug) loses every step since the last interval
+  checkpoint, and a rerun retrains them and fails again. Here each training
+  segment ends with a checkpoint, and an evaluation that raises is re-raised
+  as EvaluationError naming the step and the saved checkpoint.
+  """
+
+  def train_and_evaluate(self, train_steps: int, eval_steps: int = -1,
+                         eval_interval: Optional[int] = None):
+    self._require('trainer', for_method='train_and_evaluate')
+    self._require('evaluator', for_method='train_and_evaluate')
+    output = None
+    current = int(self.global_step.numpy())
+    eval_interval = eval_interval or (train_steps - current)
+    while current < train_steps:
+      self.train(steps=min(train_steps, current + eval_interval),
+                 checkpoint_at_completion=True)
+      current = int(self.global_step.numpy())
+      try:
+        output = self.evaluate(steps=eval_steps)
+      except Exception as e:  # pylint: disable=broad-except
+        saved = (self.checkpoint_manager.latest_checkpoint
+                 if self.checkpoint_manager else None)
+        raise EvaluationError(
+            f'evaluation at step {current} failed: {type(e).__name__}: {e}. '
+            f'The training is saved ({saved or "no checkpoint manager"}); '
+            'fix the cause, then evaluate it with --mode=eval (same flags), '
+            'or rerun to continue training') from e
+    self._sync_on_async_checkpointing()
+    return output

@@ -51,7 +51,7 @@ def main(argv):
   # --experiment, --config_file, --params_override: Model Garden's flags,
   # parsed as cvrl.tools.train parses them.
   params = launch.parse_flags(flags.FLAGS)
-  launch.prepare(params)
+  launch.prepare(params, training=False)  # precision for this machine
   try:
     summary = feature_export.export_features(
         params, _CHECKPOINT.value, _PATTERN.value, _OUTPUT.value,

@@ -22,8 +22,8 @@ import sys
 
 from absl import app
 from absl import flags
-import numpy as np
 
+from cvrl import files
 from cvrl.eval import probe
 
 _TRAIN = flags.DEFINE_string('train', None, '.npz of the training videos.')
@@ -41,18 +41,17 @@ _HOLDOUT = flags.DEFINE_float('holdout', 0.2,
 
 
 def _load(path: str, csv_labels=None):
-  with open(path, 'rb') as f:
-    data = np.load(f)
-    if csv_labels is not None:
-      if 'ids' not in data:
-        raise ValueError(f'{path}: no clip ids to match --labels_csv')
-      return data['features'], probe.labels_for_ids(
-          [str(i) for i in data['ids']], csv_labels,
-          f'{path} with {_LABELS_CSV.value}')
-    if _LABEL_KEY.value not in data:
-      raise ValueError(f'{path}: no array {_LABEL_KEY.value!r} (has '
-                       f'{sorted(data.files)})')
-    return data['features'], data[_LABEL_KEY.value]
+  data = files.load_npz(path)  # local or gs://
+  if csv_labels is not None:
+    if 'ids' not in data:
+      raise ValueError(f'{path}: no clip ids to match --labels_csv')
+    return data['features'], probe.labels_for_ids(
+        [str(i) for i in data['ids']], csv_labels,
+        f'{path} with {_LABELS_CSV.value}')
+  if _LABEL_KEY.value not in data:
+    raise ValueError(f'{path}: no array {_LABEL_KEY.value!r} (has '
+                     f'{sorted(data)})')
+  return data['features'], data[_LABEL_KEY.value]
 
 
 def main(argv):

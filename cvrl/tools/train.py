@@ -5,9 +5,16 @@ r"""CVRL training driver, on Model Garden's `train_lib`.
       --config_file=experiments/pretrain_k600_r3d50_800ep.yaml
 
 Flags are Model Garden's (`--experiment`, `--mode`, `--model_dir`,
-`--config_file`, `--params_override`, `--tpu`, ...). Strategy: TPUStrategy
-when --tpu is given; otherwise the config's strategy ('mirrored' over local
-GPUs/CPU, or 'one_device'), with 'tpu' falling back to 'mirrored'.
+`--config_file`, `--params_override`, `--tpu`, ...). Strategy: the config's
+`runtime.distribution_strategy`, 'auto' in every recipe: TPUStrategy with
+--tpu, else MirroredStrategy over this machine's GPUs (MultiWorkerMirrored
+under a multi-worker TF_CONFIG), else the CPU (`cvrl.configs.strategy`).
+Precision 'auto' follows the devices that strategy computes on. Both, the
+dataset sizes counted from the records and the schedule are logged and
+written to params.yaml before the first step.
+
+Evaluations: train_and_eval saves a checkpoint before every evaluation, so an
+evaluation that fails loses no training (the error names the checkpoint).
 
 Resuming: running the same command again restores the last checkpoint in
 --model_dir, and the input pipeline starts at that step with exactly the
@@ -15,13 +22,14 @@ batches an uninterrupted run would see (stateless, position-keyed input).
 """
 
 import os
+import sys
+from typing import Optional
 
 from absl import app
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from official.common import distribute_utils
 from official.common import flags as tfm_flags
 from official.core import task_factory
 from official.core import train_lib
@@ -29,7 +37,11 @@ from official.core import train_utils
 from official.modeling import performance
 
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
+from cvrl.configs import base
 from cvrl.configs import launch
+from cvrl.configs import precision
+from cvrl.configs import strategy
+from cvrl.data import video_sources
 from cvrl.tasks import train_actions
 
 FLAGS = flags.FLAGS
@@ -43,20 +55,22 @@ def resume_step(model_dir: str) -> int:
   return int(train_utils.read_global_step_from_checkpoint(latest))
 
 
-def strategy_name(params) -> str:
-  if params.runtime.tpu:
-    return 'tpu'
-  name = params.runtime.distribution_strategy
-  return 'mirrored' if name == 'tpu' else name
+def sections_to_check(mode: str):
+  """The inputs whose record counts a job of `mode` checks."""
+  return ((('train_data',) if 'train' in mode else ()) +
+          (('validation_data',) if 'eval' in mode else ()))
 
 
-def main(_):
-  params = launch.parse_flags(FLAGS)
-  model_dir = FLAGS.model_dir
-  # Steps from epochs and the dataset size, precision for these devices:
-  # worked out now, so that params.yaml holds what this run uses.
-  launch.prepare(params)
-  if 'train' in FLAGS.mode:
+def run_experiment(params, mode: str, model_dir: str,
+                   devices: Optional[precision.Devices] = None):
+  """Prepares `params` (sizes, schedule, strategy, precision), writes
+  params.yaml and runs `mode` in `model_dir` (any file system); returns
+  Model Garden's (model, eval logs)."""
+  # Dataset sizes, steps from epochs, the strategy for this machine and the
+  # precision for its devices: worked out now, so that params.yaml holds
+  # what this run uses.
+  launch.prepare(params, devices, check_sizes=sections_to_check(mode))
+  if 'train' in mode:
     params.task.train_data.start_step = resume_step(model_dir)
     if params.task.train_data.start_step:
       logging.info('resuming at step %d', params.task.train_data.start_step)
@@ -64,33 +78,45 @@ def main(_):
   params.lock()
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-  strategy = distribute_utils.get_distribution_strategy(
-      distribution_strategy=strategy_name(params),
-      all_reduce_alg=params.runtime.all_reduce_alg,
-      num_gpus=params.runtime.num_gpus,
-      tpu_address=params.runtime.tpu)
-  with strategy.scope():
+  distribution = strategy.build(params)
+  with distribution.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
     trainer = train_utils.create_trainer(
-        params, task, train='train' in FLAGS.mode,
-        evaluate='eval' in FLAGS.mode,
+        params, task, train='train' in mode, evaluate='eval' in mode,
         checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
             params, model_dir))
   actions = []
-  if 'train' in FLAGS.mode:
+  if 'train' in mode:
     actions.append(train_actions.ExamplesPerSecond(
         trainer.global_step, params.task.train_data.global_batch_size,
         os.path.join(model_dir, 'train')))
-  train_lib.run_experiment(
-      distribution_strategy=strategy, task=task, mode=FLAGS.mode,
+  return train_lib.run_experiment(
+      distribution_strategy=distribution, task=task, mode=mode,
       params=params, model_dir=model_dir, trainer=trainer,
-      train_actions=actions)
+      train_actions=actions,
+      controller_cls=train_actions.CheckpointFirstController)
+
+
+def main(_):
+  run_experiment(launch.parse_flags(FLAGS), FLAGS.mode, FLAGS.model_dir)
+
+
+def main_with_errors(argv):
+  """main, with the errors a user can fix said in one line (exit 1); the
+  traceback follows at --verbosity=1 and above."""
+  try:
+    main(argv)
+  except (base.ConfigError, video_sources.InputError,
+          train_actions.EvaluationError) as e:
+    logging.debug('traceback', exc_info=True)
+    print(f'train: error: {e}', file=sys.stderr)
+    sys.exit(1)
 
 
 def run():
   tfm_flags.define_flags()
   flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
-  app.run(main)
+  app.run(main_with_errors)
 
 
 if __name__ == '__main__':

@@ -17,11 +17,11 @@ file, `missing`; a clip window outside the decoded movie, `too_short`.
 """
 
 import dataclasses
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from cvrl import files
 from cvrl.data import ava_files
 from cvrl.data import features
 from tfrecords_tools.conversion import decoder as vd
@@ -145,7 +145,7 @@ def convert_chunk(task: MovieChunk, options: ClipOptions) -> ChunkResult:
     return ChunkResult(task, clips + [(k, status, [], error) for k in wanted])
   if not wanted:
     return ChunkResult(task, clips)
-  if task.path is None or not os.path.isfile(task.path):
+  if task.path is None or not files.is_file(task.path):
     return fail_all(vd.MISSING, f'no movie file for {task.video_id!r}')
   first = _clip_times(wanted[0].timestamp, options)[0]
   last = _clip_times(wanted[-1].timestamp, options)[-1]

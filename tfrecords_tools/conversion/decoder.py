@@ -144,6 +144,15 @@ class _Clock:
     return t
 
 
+def _source(path: str):
+  """What PyAV opens: a local path as it is (FFmpeg reads it directly), a
+  remote one (gs://...) as a seekable tf.io.gfile file object."""
+  if '://' not in path:
+    return path
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile.GFile(path, 'rb')
+
+
 def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
   """Decodes `path` into upright RGB frames.
 
@@ -160,7 +169,7 @@ def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
     UnreadableVideoError: not a container PyAV opens, or no video stream.
   """
   try:
-    container = av.open(path)
+    container = av.open(_source(path))
   except FileNotFoundError:
     raise
   except (av.error.FFmpegError, OSError, ValueError) as e:

@@ -14,6 +14,7 @@ from typing import Callable, List, Sequence
 from absl import logging
 import tensorflow as tf
 
+from cvrl import files
 from tfrecords_tools.conversion import beam_runner
 from tfrecords_tools.conversion import progress as progress_lib
 from tfrecords_tools.conversion import shards
@@ -30,14 +31,14 @@ class UsageError(Exception):
 
 
 def _is_kinetics_csv(path: str) -> bool:
-  with open(path, encoding='utf-8') as f:
+  with files.open_file(path) as f:
     header = [c.strip() for c in f.readline().split(',')]
   return 'youtube_id' in header
 
 
 def read_tasks(input_csv, video_root, split) -> List[sources.VideoTask]:
   if input_csv:
-    if not os.path.isfile(input_csv):
+    if not files.is_file(input_csv):
       raise UsageError(f'--input_csv {input_csv!r} does not exist')
     if _is_kinetics_csv(input_csv):
       if not video_root:

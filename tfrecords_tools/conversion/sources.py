@@ -16,6 +16,9 @@ import dataclasses
 import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
+import tensorflow as tf
+
+from cvrl import files
 from cvrl.data import features
 
 VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.webm', '.avi', '.mov', '.m4v', '.flv',
@@ -55,7 +58,8 @@ def index_video_root(video_root: str) -> Dict[str, str]:
   result does not depend on walk order.
   """
   index: Dict[str, str] = {}
-  for dirpath, dirnames, filenames in os.walk(video_root):
+  # tf.io.gfile: the root may be on gs:// as well as local.
+  for dirpath, dirnames, filenames in tf.io.gfile.walk(video_root):
     dirnames.sort()
     for name in sorted(filenames):
       if _is_video(name):
@@ -67,7 +71,7 @@ def index_video_root(video_root: str) -> Dict[str, str]:
 
 
 def _read_csv_rows(csv_path: str) -> List[List[str]]:
-  with open(csv_path, newline='', encoding='utf-8') as f:
+  with files.open_file(csv_path) as f:
     return [row for row in csv.reader(f) if row and any(c.strip() for c in row)]
 
 
@@ -127,14 +131,15 @@ def read_path_label_csv(csv_path: str, video_root: str,
 
 def read_folder_tree(root: str, split: str) -> List[VideoTask]:
   """Tasks from `root/<class_name>/<video file>`; other files are ignored."""
-  if not os.path.isdir(root):
+  if not tf.io.gfile.isdir(root):
     raise SourceError(f'--video_root {root!r} is not a directory')
   tasks = []
-  for label in sorted(os.listdir(root)):
+  # Remote file systems list folders with a trailing '/'.
+  for label in sorted(n.rstrip('/') for n in tf.io.gfile.listdir(root)):
     class_dir = os.path.join(root, label)
-    if not os.path.isdir(class_dir):
+    if not tf.io.gfile.isdir(class_dir):
       continue
-    for name in sorted(os.listdir(class_dir)):
+    for name in sorted(tf.io.gfile.listdir(class_dir)):
       if _is_video(name):
         tasks.append(VideoTask(f'{label}/{name}', os.path.join(class_dir, name),
                                label, split))
@@ -142,7 +147,7 @@ def read_folder_tree(root: str, split: str) -> List[VideoTask]:
 
 
 def read_label_map(path: str) -> List[str]:
-  with open(path, encoding='utf-8') as f:
+  with files.open_file(path) as f:
     labels = [line.rstrip('\n') for line in f if line.strip()]
   if len(set(labels)) != len(labels):
     raise SourceError(f'{path}: label map has duplicate classes')
@@ -150,7 +155,7 @@ def read_label_map(path: str) -> List[str]:
 
 
 def write_label_map(path: str, labels: Sequence[str]) -> None:
-  with open(path, 'w', encoding='utf-8') as f:
+  with files.open_file(path, 'w') as f:
     f.write(''.join(f'{label}\n' for label in labels))
 
 

@@ -20,6 +20,9 @@ import os
 import re
 from typing import Dict, List, Optional, Tuple
 
+import tensorflow as tf
+
+from cvrl import files
 from tfrecords_tools.conversion import sources
 
 DATASETS = ('ucf101', 'hmdb51')
@@ -28,9 +31,9 @@ _HMDB_SPLIT_NAMES = {'1': 'train', '2': 'test'}
 
 
 def _lines(path: str) -> List[Tuple[int, str]]:
-  if not os.path.isfile(path):
+  if not files.is_file(path):
     raise sources.SourceError(f'{path}: split file not found')
-  with open(path, encoding='utf-8') as f:
+  with files.open_file(path) as f:
     return [(n, line.strip()) for n, line in enumerate(f, start=1)
             if line.strip()]
 
@@ -46,7 +49,7 @@ class _Locator:
 
   def __call__(self, relative: str) -> Optional[str]:
     direct = os.path.join(self._root, relative)
-    if os.path.isfile(direct):
+    if files.is_file(direct):
       return direct
     if self._by_stem is None:
       self._by_stem = sources.index_video_root(self._root)
@@ -98,19 +101,19 @@ def read_ucf101(split_dir: str, video_root: str,
 def read_hmdb51(split_dir: str, video_root: str,
                 split_number: int) -> Tuple[List[sources.VideoTask], List[str]]:
   """Train and test tasks of HMDB-51 split N, and the sorted class names."""
-  if not os.path.isdir(split_dir):
+  if not tf.io.gfile.isdir(split_dir):
     raise sources.SourceError(f'{split_dir}: split folder not found')
-  files = {}
-  for name in sorted(os.listdir(split_dir)):
+  split_lists = {}
+  for name in sorted(tf.io.gfile.listdir(split_dir)):
     match = _HMDB_FILE.match(name)
     if match and match.group('split') == str(split_number):
-      files[match.group('label')] = os.path.join(split_dir, name)
-  if not files:
+      split_lists[match.group('label')] = os.path.join(split_dir, name)
+  if not split_lists:
     raise sources.SourceError(
         f'{split_dir}: no <class>_test_split{split_number}.txt files')
   locate = _Locator(video_root)
   tasks = []
-  for label, path in sorted(files.items()):
+  for label, path in sorted(split_lists.items()):
     for line_no, line in _lines(path):
       parts = line.split()
       if len(parts) != 2 or parts[1] not in ('0', '1', '2'):
@@ -121,7 +124,7 @@ def read_hmdb51(split_dir: str, video_root: str,
       relative = f'{label}/{parts[0]}'
       tasks.append(sources.VideoTask(relative, locate(relative), label,
                                      _HMDB_SPLIT_NAMES[parts[1]]))
-  return tasks, sorted(files)
+  return tasks, sorted(split_lists)
 
 
 def read_split(dataset: str, split_dir: str, video_root: str,

@@ -8,11 +8,11 @@ status in the manifest row.
 
 import dataclasses
 import io
-import os
 from typing import Dict, List, Optional, Sequence
 
 from PIL import Image
 
+from cvrl import files
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import decoder as vd
 
@@ -70,7 +70,7 @@ def convert_video(task: sources.VideoTask,
   """Converts one video; never raises for bad input."""
   if task.path is None:
     return _failed(task, vd.MISSING, 'no file found for this clip id')
-  if not os.path.isfile(task.path):
+  if not files.is_file(task.path):
     return _failed(task, vd.MISSING, f'file not found: {task.path}')
   decode_options = vd.DecodeOptions(fps=options.fps,
                                     short_side=options.short_side,

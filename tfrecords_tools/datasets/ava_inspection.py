@@ -19,6 +19,7 @@ from PIL import Image
 from PIL import ImageDraw
 import tensorflow as tf
 
+from cvrl import files
 from cvrl.data import features
 from tfrecords_tools.datasets import inspection
 
@@ -143,5 +144,6 @@ def draw_keyframe(serialized: bytes, path: str,
     text = ', '.join(names.get(a, str(a)) for a, o in zip(actions, owners)
                      if o == i)
     draw.text((xy[0] + 2, xy[1] + 2), text, fill=(0, 255, 0))
-  image.save(path, format='PNG')
+  with files.open_file(path, 'wb') as f:  # local or gs://
+    image.save(f, format='PNG')
   return ctx.feature[features.CLIP_ID_KEY].bytes_list.value[0].decode()
