@@ -211,3 +211,64 @@ def test_proposals_and_excluded(tmp_path):
   keys, problems = ava_files.read_excluded(str(excluded))
   assert keys == {('vid1', 905)} and problems[0].line == 2
   assert ava_files.keyframe_key('vid1', 905) == 'vid1,0905'
+
+
+def _fifty_elsewhere(key='v,0902', score=0.9, cls=1):
+  """50 detections of class `cls` on `key` that hit nothing."""
+  return [(key, (0.0, 0.0, 0.01 * (i + 1), 0.01), cls, score)
+          for i in range(50)]
+
+
+def test_official_cap_true_box_as_the_51st_scores_zero():
+  # get_ava_performance.py reads at most 50 detections per keyframe: the
+  # 51st, lower than the 50 before it, is never seen.
+  gt = [('v,0902', A, 1)]
+  dets = _fifty_elsewhere() + [('v,0902', A, 1, 0.5)]
+  result = _map(gt, dets)
+  assert result.per_class_ap[1] == 0.0 and result.capped_detections == 1
+  uncapped = ava_map.evaluate(gt, dets, [1], capacity=0)
+  assert uncapped.per_class_ap[1] > 0.0 and uncapped.capped_detections == 0
+
+
+def test_official_cap_keeps_a_higher_score_that_comes_late():
+  gt = [('v,0902', A, 1)]
+  dets = _fifty_elsewhere(score=0.4) + [('v,0902', A, 1, 0.95)]
+  result = _map(gt, dets)
+  assert result.per_class_ap[1] == 1.0  # ranked first of the 50 kept
+  assert result.num_detections[1] == 50 and result.capped_detections == 1
+
+
+def test_official_cap_an_equal_score_does_not_replace():
+  # heapreplace only when score > the heap's least: a tie stays out.
+  gt = [('v,0902', A, 1)]
+  result = _map(gt, _fifty_elsewhere(score=0.5) + [('v,0902', A, 1, 0.5)])
+  assert result.per_class_ap[1] == 0.0
+
+
+def test_official_cap_counts_evaluated_classes_per_keyframe_only():
+  gt = [('v,0902', A, 1), ('v,0903', B, 1)]
+  # 60 detections of an unevaluated class (dropped before the heap) and 50
+  # on another keyframe take none of this keyframe's places.
+  dets = ([('v,0902', B, 7, 0.99)] * 60 + _fifty_elsewhere('v,0903') +
+          [('v,0902', A, 1, 0.1), ('v,0903', B, 1, 0.95)])
+  result = _map(gt, dets)
+  # Kept: v,0902's true box, and on v,0903 the 0.95 hit in place of one of
+  # the 50 misses: pooled, a hit, 49 misses, a hit -> AP .5 + .5 * 2 / 51.
+  assert result.num_detections[1] == 51
+  assert result.per_class_ap[1] == pytest.approx(0.5 + 0.5 * 2 / 51)
+  assert result.ignored_detections == 60 and result.capped_detections == 1
+
+
+def test_ava_eval_command_applies_the_official_cap(tmp_path):
+  from tests.conftest import run_module  # pylint: disable=g-import-not-at-top
+  label_map = tmp_path / 'labels.pbtxt'
+  ava_files.write_label_map(str(label_map), {1: 'walk'}, style='item')
+  (tmp_path / 'gt.csv').write_text('v,0902,0.1,0.1,0.4,0.6,1,0\n')
+  rows = [f'v,0902,0.000,0.000,{0.01 * (i + 1):.3f},0.010,1,0.900000'
+          for i in range(50)] + ['v,0902,0.100,0.100,0.400,0.600,1,0.500000']
+  (tmp_path / 'dets.csv').write_text('\n'.join(rows) + '\n')
+  result = run_module('cvrl.tools.ava_eval', f'--groundtruth={tmp_path}/gt.csv',
+                      f'--detections={tmp_path}/dets.csv',
+                      f'--label_map={label_map}')
+  assert 'frame mAP@0.5 0.0000' in result.stdout
+  assert '1 detections past the official 50 per keyframe cut' in result.stdout

@@ -262,3 +262,28 @@ def test_keyframes_with_only_proposals_are_kept_unless_annotated_only(
   assert everything - annotated == {(video, 950)}
   gt, _ = ava_files.read_boxes(_notes(ava_root, 'ava_train_v2.2.csv'))
   assert annotated == {r.keyframe for r in gt}
+
+
+def test_every_keyframe_of_a_low_frame_rate_movie_converts(tmp_path):
+  # A 6 fps movie file that starts at 900.07 s of the movie: keyframe
+  # 902's 21-frame clip at 10 fps spans [0.93, 2.93] s of the file (the
+  # first keyframe of the chunk), and the frame on screen at 0.93 s is the
+  # one shown from 0.833 s.
+  from tests.test_video_decoder import _on_screen  # pylint: disable=g-import-not-at-top
+  from tests.test_video_decoder import _source_indices  # pylint: disable=g-import-not-at-top
+  from tests.test_video_decoder import _write_timed_video  # pylint: disable=g-import-not-at-top
+  times = [k / 6 for k in range(40)]
+  path = _write_timed_video(tmp_path / 'movie.mp4', times)
+  options = ava_keyframes.ClipOptions(fps=10, clip_frames=21, short_side=0,
+                                      jpeg_quality=95, movie_start_s=900.07)
+  chunk = ava_keyframes.MovieChunk('movie', path, 'val', (
+      ava_keyframes.Keyframe(902), ava_keyframes.Keyframe(903)))
+  result = ava_keyframes.convert_chunk(chunk, options)
+  statuses = [status for _, status, _, _ in result.clips]
+  assert statuses == ['ok', 'ok'], [c[3] for c in result.clips]
+  for (keyframe, _, jpegs, _), centre in zip(result.clips, (1.93, 2.93)):
+    ticks = [centre + (k - 10) / 10 for k in range(21)]
+    decoded = [tf.io.decode_jpeg(j).numpy() for j in jpegs]
+    got = _source_indices(type('D', (), {'frames': decoded}))
+    assert got == [_on_screen(times, min(t, times[-1])) for t in ticks], (
+        keyframe.timestamp)

@@ -1,6 +1,7 @@
 """The AVA detector: RoIAlign, dilated res5, checkpoint restore, the keyframe
 pipeline's boxes, and the task's train / evaluation contract."""
 
+import math
 import os
 import re
 
@@ -14,6 +15,7 @@ from official.core import task_factory
 
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
 from cvrl.configs import base
+from cvrl.configs import detection as detection_cfg
 from cvrl.configs import launch
 from cvrl.configs import modeling
 from cvrl.configs import precision
@@ -33,53 +35,102 @@ from tfrecords_tools.datasets import synthetic_ava
 FRAMES, HEIGHT, WIDTH = 4, 32, 48
 
 
-def _reference_roi_align(fmap, box, stride, size=7):
-  """NumPy: one bilinear sample at each bin centre, indices clamped to the
-  map (Model Garden's convention), box in input pixels (y1, x1, y2, x2)."""
+def _bilinear(fmap, y, x):
+  """Detectron2's bilinear_interpolate (ROIAlign_cpu.cpp), one sample."""
   height, width = fmap.shape[:2]
-  y1, x1, y2, x2 = np.asarray(box, np.float64) / stride
+  if y < -1.0 or y > height or x < -1.0 or x > width:
+    return np.zeros(fmap.shape[2])
+  y, x = max(y, 0.0), max(x, 0.0)
+  y_low, x_low = int(y), int(x)
+  if y_low >= height - 1:
+    y_high = y_low = height - 1
+    y = float(y_low)
+  else:
+    y_high = y_low + 1
+  if x_low >= width - 1:
+    x_high = x_low = width - 1
+    x = float(x_low)
+  else:
+    x_high = x_low + 1
+  ly, lx = y - y_low, x - x_low
+  hy, hx = 1.0 - ly, 1.0 - lx
+  return (hy * hx * fmap[y_low, x_low] + hy * lx * fmap[y_low, x_high] +
+          ly * hx * fmap[y_high, x_low] + ly * lx * fmap[y_high, x_high])
+
+
+def _reference_roi_align(fmap, box, stride, size=7):
+  """NumPy, written from Detectron2's ROIAlign(aligned=True,
+  sampling_ratio=0) forward, as PySlowFast's AVA head calls it: box in
+  input pixels (y1, x1, y2, x2), spatial_scale 1 / stride, half-pixel
+  offset, ceil(roi / bin) samples per bin axis, their mean."""
+  scale = 1.0 / stride
+  y1, x1, y2, x2 = (float(v) * scale - 0.5 for v in box)
+  roi_h, roi_w = y2 - y1, x2 - x1
+  bin_h, bin_w = roi_h / size, roi_w / size
+  grid_h, grid_w = math.ceil(roi_h / size), math.ceil(roi_w / size)
+  count = max(grid_h * grid_w, 1)
   out = np.zeros((size, size, fmap.shape[2]))
-  for i in range(size):
-    for j in range(size):
-      y = y1 + (i + 0.5) * (y2 - y1) / size
-      x = x1 + (j + 0.5) * (x2 - x1) / size
-      y0 = min(max(np.floor(y), 0), height - 1)
-      x0 = min(max(np.floor(x), 0), width - 1)
-      ya, xa = int(y0), int(x0)
-      yb, xb = min(ya + 1, height - 1), min(xa + 1, width - 1)
-      ly, lx = y - y0, x - x0
-      out[i, j] = ((1 - ly) * (1 - lx) * fmap[ya, xa] +
-                   (1 - ly) * lx * fmap[ya, xb] +
-                   ly * (1 - lx) * fmap[yb, xa] + ly * lx * fmap[yb, xb])
+  for ph in range(size):
+    for pw in range(size):
+      total = np.zeros(fmap.shape[2])
+      for iy in range(grid_h):
+        y = y1 + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+        for ix in range(grid_w):
+          x = x1 + pw * bin_w + (ix + 0.5) * bin_w / grid_w
+          total += _bilinear(fmap, y, x)
+      out[ph, pw] = total / count
   return out
 
 
-def test_roi_align_samples_bin_centres_exactly():
-  # On a map whose channels are (y, x), bilinear sampling is exact: bin
-  # (i, j) of box (y1, x1, y2, x2) in map units is at y1 + (i + .5) h / 7.
+def test_roi_align_samples_aligned_bin_centres():
+  # On a map whose channels are (y, x), bilinear sampling is exact. A box
+  # of 2 cells (32 pixels at stride 16) has one sample per bin; aligned,
+  # bin i of a box starting at pixel 64 is at 64 / 16 - 0.5 + (i + 0.5)
+  # * 2 / 7 cells: half a cell before Model Garden's unaligned 4 + ...
   yy, xx = np.mgrid[0:8, 0:12].astype(np.float32)
   fmap = np.stack([yy, xx], axis=-1)[None]
-  box = np.array([2.0, 3.0, 6.0, 10.0]) * 16 / np.array([128, 192] * 2)
+  pixels = np.array([64.0, 48.0, 96.0, 80.0])
+  box = pixels / np.array([128, 192] * 2)
   out = action_detector.roi_align(tf.constant(fmap), tf.constant(
       box[None, None], tf.float32), (128, 192), 16).numpy()[0, 0]
-  centres = (np.arange(7) + 0.5) / 7
-  np.testing.assert_allclose(out[:, 0, 0], 2.0 + 4.0 * centres, atol=1e-5)
-  np.testing.assert_allclose(out[0, :, 1], 3.0 + 7.0 * centres, atol=1e-5)
+  centres = (np.arange(7) + 0.5) * 2 / 7
+  np.testing.assert_allclose(out[:, 0, 0], 3.5 + centres, atol=1e-5)
+  np.testing.assert_allclose(out[0, :, 1], 2.5 + centres, atol=1e-5)
 
 
-def test_roi_align_matches_numpy_reference():
+def test_roi_align_matches_detectron2_aligned_reference():
   rng = np.random.default_rng(0)
-  fmap = rng.normal(size=(2, 4, 6, 3)).astype(np.float32)
-  boxes = np.array([[[0.1, 0.2, 0.6, 0.9], [0.0, 0.0, 1.0, 1.0]],
-                    [[0.5, 0.5, 0.97, 0.99], [0.3, 0.1, 0.35, 0.2]]],
-                   np.float32)
+  fmap = rng.normal(size=(2, 8, 12, 3)).astype(np.float32)
+  boxes = np.array([
+      # ordinary; the whole frame (ceil(8 / 7) = 2 samples a bin on y, 2 on
+      # x); a thin one (< 1 cell: 1 sample); one touching the corner; one
+      # of zero height (no sample: 0); one larger than 7 cells (2 x 2).
+      [[0.1, 0.2, 0.6, 0.9], [0.0, 0.0, 1.0, 1.0], [0.3, 0.1, 0.35, 0.2]],
+      [[0.5, 0.5, 0.97, 0.99], [0.4, 0.4, 0.4, 0.6],
+       [0.0, 0.05, 0.95, 0.7]]], np.float32)
   out = action_detector.roi_align(tf.constant(fmap), tf.constant(boxes),
-                                  (64, 96), 16).numpy()
+                                  (128, 192), 16).numpy()
   for b in range(2):
-    for n in range(2):
-      pixels = boxes[b, n] * np.array([64, 96, 64, 96])
+    for n in range(3):
+      pixels = boxes[b, n] * np.array([128, 192, 128, 192])
       np.testing.assert_allclose(
-          out[b, n], _reference_roi_align(fmap[b], pixels, 16), atol=1e-5)
+          out[b, n], _reference_roi_align(fmap[b], pixels, 16), atol=1e-5,
+          err_msg=f'box {b}, {n}: {pixels}')
+
+
+def test_roi_align_compiles_with_xla():
+  rng = np.random.default_rng(1)
+  fmap = tf.constant(rng.normal(size=(2, 4, 6, 5)), tf.float32)
+  boxes = tf.constant(rng.uniform(0, 1, size=(2, 3, 4)), tf.float32)
+  boxes = tf.concat([tf.minimum(boxes[..., :2], boxes[..., 2:]),
+                     tf.maximum(boxes[..., :2], boxes[..., 2:])], axis=-1)
+  compiled = tf.function(
+      lambda f, b: action_detector.roi_align(f, b, (64, 96), 16),
+      jit_compile=True)
+  np.testing.assert_allclose(
+      compiled(fmap, boxes).numpy(),
+      action_detector.roi_align(fmap, boxes, (64, 96), 16).numpy(),
+      atol=1e-5)
 
 
 def test_dilated_res5_keeps_weights_and_halves_the_stride():
@@ -185,12 +236,13 @@ def _params(records, **task_fields):
   task.evaluated_label_map = os.path.join(
       notes, 'ava_action_list_v2.2_for_activitynet_2019.pbtxt')
   task.label_map = os.path.join(notes, 'ava_action_list_v2.2.pbtxt')
+  task.groundtruth_csv = ''  # the records' boxes (tested apart below)
   return params
 
 
 def test_training_batches_same_seed_same_crop_every_frame(records):
   config = _params(records).task.train_data.replace(
-      crop_scale_range=(0.6, 0.8), flip_prob=0.5, max_boxes=2)
+      short_side_range=(40, 53), flip_prob=0.5, max_boxes=2)
   first = next(iter(dp.build_dataset(config)))
   again = next(iter(dp.build_dataset(config)))
   for key in first:
@@ -211,11 +263,70 @@ def test_training_batches_same_seed_same_crop_every_frame(records):
   assert np.abs(frames - frames[:1]).max() == 0
 
 
+def _frame_with_rectangle(height, width, box_pixels):
+  """A grey frame with one white rectangle (y1, x1, y2, x2 in pixels)."""
+  frame = np.full((height, width, 3), 40, np.uint8)
+  y1, x1, y2, x2 = box_pixels
+  frame[y1:y2, x1:x2] = 255
+  return frame
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_training_crop_keeps_the_aspect_and_moves_the_boxes(seed):
+  # PySlowFast's AVA transform: short side scaled to U(256, 320), then a
+  # square 224 crop. On a 256 x 455 frame (AVA's 16:9) a white 60 x 120
+  # rectangle must stay twice as wide as high in the crop, and its box
+  # must land where the rectangle is drawn.
+  height, width, rect = 256, 455, (90, 160, 150, 280)
+  config = detection_cfg.DetectionDataConfig(
+      input_path='unused', num_frames=2, frame_stride=1,
+      frame_size=(224, 224), short_side_range=(256, 320), flip_prob=0.5,
+      num_classes=2)
+  jpeg = tf.io.encode_jpeg(_frame_with_rectangle(height, width, rect),
+                           quality=100)
+  norm = (np.array(rect) / [height, width, height, width]).astype(np.float32)
+  example = {'frames': tf.stack([jpeg] * 4),
+             'keyframe_index': tf.constant(2), 'id': tf.constant('v,0902'),
+             'gt_boxes': tf.constant(norm[None]),
+             'label_ids': tf.constant([1]), 'label_boxes': tf.constant([0]),
+             'proposals': tf.zeros([0, 4]), 'proposal_scores': tf.zeros([0])}
+  out = dp.process_keyframe(example, tf.constant([seed, 7], tf.int64),
+                            config)
+  image = out['image'].numpy()[0]
+  assert image.shape == (224, 224, 3)
+  white = image.mean(axis=-1) > 0.6
+  assert white.any(), 'the crop must show (part of) the rectangle'
+  rows, cols = np.nonzero(white.any(axis=1))[0], np.nonzero(
+      white.any(axis=0))[0]
+  drawn = np.array([rows[0], cols[0], rows[-1] + 1, cols[-1] + 1], float)
+  box = out['boxes'].numpy()[0] * 224
+  # The box follows the rectangle (clipped to the crop), to 2 pixels.
+  np.testing.assert_allclose(box, drawn, atol=2.0)
+  assert out['box_mask'].numpy()[0] == 1.0
+  # Whole inside the crop: 2:1 as in the frame (a squashing crop of the
+  # same sides would give 1.77 x less).
+  inside = (drawn[0] > 1 and drawn[1] > 1 and drawn[2] < 223
+            and drawn[3] < 223)
+  if inside:
+    aspect = (drawn[3] - drawn[1]) / (drawn[2] - drawn[0])
+    assert aspect == pytest.approx(2.0, rel=0.08)
+  # Pixel scale is the same on both axes: the window covers 224 / scale
+  # pixels of the frame each way.
+  window = dp.crop_window(
+      tf.random.experimental.stateless_split(
+          tf.constant([seed, 7], tf.int64), 2)[0], (height, width), config)
+  top, left, bottom, right = window.numpy()
+  assert (bottom - top) * height == pytest.approx((right - left) * width,
+                                                  rel=1e-4)
+  short = 224 / ((bottom - top) * height) * height
+  assert 256 - 1e-3 <= short <= 320 + 1e-3
+
+
 def test_resumed_input_replays_the_uninterrupted_batches(records):
   """cvrl.tools.train sets train_data.start_step on a restart: the batches
   from there are those an uninterrupted job sees (crops and all)."""
   config = _params(records).task.train_data.replace(
-      crop_scale_range=(0.6, 0.8), flip_prob=0.5)
+      short_side_range=(40, 53), flip_prob=0.5)
   whole = list(dp.build_dataset(config).take(5))
   resumed = list(dp.build_dataset(config.replace(start_step=3)).take(2))
   for want, got in zip(whole[3:], resumed):
@@ -280,6 +391,38 @@ def test_task_trains_and_reports_map_per_class(records, tmp_path):
   csv_map = float(re.search(r'frame mAP@0.5 ([\d.]+)',
                             result_csv.stdout).group(1))
   assert csv_map == pytest.approx(result['mAP'], abs=1e-3)
+
+
+def test_ground_truth_from_the_annotation_csv_counts_boxes_without_record(
+    records, tmp_path):
+  # The official evaluator reads the ground truth from the CSV: a box on a
+  # movie that has no record (not downloaded, failed to convert) is a miss.
+  csv_path = tmp_path / 'ava_val_v2.2.csv'
+  original = open(os.path.join(records, 'annotations',
+                               'ava_val_v2.2.csv')).read()
+  lost = 'lost_movie,0902,0.1,0.1,0.5,0.9,1,0\n'
+  csv_path.write_text(original + lost)
+  params = _params(records)
+  task = task_factory.get_task(params.task, logging_dir=str(tmp_path))
+  model = task.build_model()
+  state = None
+  for batch in task.build_inputs(params.task.validation_data):
+    logs = task.validation_step(batch, model, task.build_metrics(False))
+    state = task.aggregate_logs(state, {k: (v,) for k, v in logs.items()})
+  from_records = task.reduce_aggregated_logs(state, tf.constant(1))
+  assert 'groundtruth_without_record' not in from_records
+  task.task_config.groundtruth_csv = str(csv_path)
+  from_csv = task.reduce_aggregated_logs(state, tf.constant(2))
+  assert from_csv['groundtruth_without_record'] == 1.0
+  per_class = {}
+  for step in (1, 2):
+    rows = (tmp_path / f'ava_ap_step_{step}.csv').read_text().splitlines()
+    per_class[step] = {r.split(',')[0]: int(r.split(',')[3])
+                       for r in rows[1:]}
+  # Action 1 has one more ground-truth box, and nothing else changed.
+  assert per_class[2]['1'] == per_class[1]['1'] + 1
+  assert {k: v for k, v in per_class[2].items() if k not in ('1', 'mean')} \
+      == {k: v for k, v in per_class[1].items() if k not in ('1', 'mean')}
 
 
 def test_xla_compiled_train_step(records):
@@ -356,7 +499,7 @@ def test_runlocal_smoke_test_of_the_paper_recipes(name, records, tmp_path):
            'task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
            'task.model.head.num_classes=5,task.train_data.num_classes=5,'
            'task.validation_data.num_classes=5,task.evaluated_label_map=,'
-           'task.label_map=')
+           'task.label_map=,task.groundtruth_csv=')
   params = launch.parse_experiment(
       name, [os.path.join(REPO_ROOT, 'experiments',
                           'runlocal_detection.yaml')], paths)

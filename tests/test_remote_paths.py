@@ -194,7 +194,8 @@ def _detection(records_root, steps, validation_interval, **task_fields):
                   init_checkpoint='', random_backbone=True,
                   evaluated_label_map=(f'{notes}/ava_action_list_v2.2_for_'
                                        'activitynet_2019.pbtxt'),
-                  label_map=f'{notes}/ava_action_list_v2.2.pbtxt')
+                  label_map=f'{notes}/ava_action_list_v2.2.pbtxt',
+                  groundtruth_csv=f'{notes}/ava_val_v2.2.csv')
   task = params.task.replace(**task_fields)
   task.train_data.input_path = f'{records_root}/train/train-*.tfrecord'
   task.validation_data.input_path = f'{records_root}/val/val-*.tfrecord'

@@ -122,3 +122,84 @@ def test_output_size():
   assert vd.output_size(340, 256, 128) == (170, 128)
   assert vd.output_size(320, 568, 256) == (256, 454)
   assert vd.output_size(320, 568, 0) == (320, 568)
+
+
+def _write_timed_video(path, times_s, size=32):
+  """An .mp4 whose frame k is flat, red 20 + 11 (k % 20) and green
+  20 + 11 (k // 20), shown from times_s[k] (millisecond pts: any frame
+  rate, variable included)."""
+  import fractions  # pylint: disable=g-import-not-at-top
+  with av.open(str(path), mode='w') as container:
+    stream = container.add_stream('mpeg4', rate=fractions.Fraction(
+        round(1 / (times_s[1] - times_s[0])), 1))
+    stream.width = stream.height = size
+    stream.pix_fmt = 'yuv420p'
+    stream.bit_rate = 20_000_000
+    stream.codec_context.time_base = fractions.Fraction(1, 1000)
+    for k, t in enumerate(times_s):
+      image = np.full((size, size, 3), 20, np.uint8)
+      image[..., 0] += 11 * (k % 20)
+      image[..., 1] += 11 * (k // 20)
+      frame = av.VideoFrame.from_ndarray(image, 'rgb24')
+      frame.pts = int(round(t * 1000))
+      frame.time_base = fractions.Fraction(1, 1000)
+      for packet in stream.encode(frame):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+  return str(path)
+
+
+def _source_indices(decoded):
+  return [int(round((f[..., 1].mean() - 20) / 11)) * 20 +
+          int(round((f[..., 0].mean() - 20) / 11)) for f in decoded.frames]
+
+
+def _on_screen(times_s, tick):
+  """Index of the last source frame shown at or before `tick` (the viewer's
+  rule), computed from the file's own timestamps."""
+  return max(k for k, t in enumerate(times_s) if t <= tick + 1e-6)
+
+
+@pytest.mark.parametrize('start,end', [(0.93, 3.03), (1.0, 2.0), (0.0, 1.55),
+                                       (2.21, 2.9)])
+def test_low_frame_rate_resamples_by_the_frame_on_screen(tmp_path, start,
+                                                         end):
+  # 6 fps, as the AVA movie of the issue: at 0.93 s the frame shown is the
+  # one from 0.833 s (index 5), not the first one after 0.93 s.
+  times = [k / 6 for k in range(20)]
+  path = _write_timed_video(tmp_path / 'six_fps.mp4', times)
+  decoded = vd.decode_video(path, vd.DecodeOptions(
+      fps=10, short_side=0, start_s=start, end_s=end))
+  ticks = [start + k / 10 for k in range(int(round((end - start) * 10)))]
+  ticks = [t for t in ticks if t < end - 1e-6]
+  assert _source_indices(decoded) == [_on_screen(times, t) for t in ticks]
+  assert decoded.start_us == int(round(start * 1e6))
+
+
+def test_variable_frame_rate_resamples_by_the_frame_on_screen(tmp_path):
+  times = [0.0, 0.1, 0.5, 0.55, 0.6, 1.2, 1.25, 2.0, 2.4, 2.45]
+  path = _write_timed_video(tmp_path / 'vfr.mp4', times)
+  # The file's own timestamps, as PyAV reads them (the muxer may round).
+  read = [t / 1e6 for t in vd.decode_video(path, RAW).timestamps_us]
+  assert len(read) == len(times)
+  for start in (0.0, 0.3, 1.21):
+    decoded = vd.decode_video(path, vd.DecodeOptions(
+        fps=10, short_side=0, start_s=start, end_s=2.5))
+    ticks = [start + k / 10 for k in range(30)
+             if start + k / 10 < 2.5 - 1e-6]
+    # The last frame (2.45 s) is on screen for one period of the stream's
+    # nominal rate after it; ticks past that have no frame.
+    last = read[-1] + 1 / 10
+    ticks = [t for t in ticks if t < last - 1e-6]
+    assert _source_indices(decoded) == [_on_screen(read, t) for t in ticks]
+
+
+def test_trimming_at_the_source_rate_starts_with_the_frame_on_screen(
+    tmp_path):
+  times = [k / 6 for k in range(20)]
+  path = _write_timed_video(tmp_path / 'six_fps.mp4', times)
+  decoded = vd.decode_video(path, vd.DecodeOptions(short_side=0, start_s=0.93,
+                                                   end_s=2.0))
+  # Frame 5 (0.833 s) is on screen at 0.93 s, then 6..11 (1.0 .. 1.83 s).
+  assert _source_indices(decoded) == [5, 6, 7, 8, 9, 10, 11]

@@ -158,14 +158,15 @@ def cvrl_ava_demo() -> cfg.ExperimentConfig:
       train_data=detection.DetectionDataConfig(
           input_path=f'{root}/tfrecords/train/train-*.tfrecord',
           global_batch_size=8, num_examples=0, shuffle_buffer_size=64,
-          crop_scale_range=(0.8, 1.0), **data),
+          short_side_range=(64, 80), **data),
       validation_data=detection.DetectionDataConfig(
           input_path=f'{root}/tfrecords/val/val-*.tfrecord',
           is_training=False, use_proposals=True, repeat=False,
           drop_remainder=False, global_batch_size=8, **data),
       evaluated_label_map=(f'{root}/annotations/'
                            'ava_action_list_v2.2_for_activitynet_2019.pbtxt'),
-      label_map=f'{root}/annotations/ava_action_list_v2.2.pbtxt')
+      label_map=f'{root}/annotations/ava_action_list_v2.2.pbtxt',
+      groundtruth_csv=f'{root}/annotations/ava_val_v2.2.csv')
   return cfg.ExperimentConfig(
       task=task,
       runtime=strategy.RuntimeConfig(),

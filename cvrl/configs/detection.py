@@ -36,10 +36,12 @@ AVA_VAL_KEYFRAMES = 57_371     # paper: "57k validation"
 class DetectionDataConfig(hyperparams.Config):
   """Keyframe records -> clips, boxes and labels (`detection_pipeline`).
 
-  Training: a random crop covering `crop_scale_range` of each side (as
-  SlowFast's short-side jitter then 224 crop), resized to `frame_size`,
-  flipped with `flip_prob`; boxes follow. Testing: the whole frame resized
-  to `frame_size` (boxes are normalised, so aspect needs no care).
+  Training, as PySlowFast's AVA loader: the frame scaled so that its short
+  side is a random size in `short_side_range` (pixels; aspect kept), a
+  random `frame_size` crop of it (the paper's 224 x 224), flipped with
+  `flip_prob`; boxes move with the crop, are clipped to it, and a box left
+  with no area is dropped (mask 0). Testing: the whole frame resized to
+  `frame_size` (256 x 448 for AVA's 16:9 movies).
   Boxes: ground truth when training; proposals scoring at least
   `proposal_score_threshold` when testing (the ground truth rides along
   for the evaluator). At most `max_boxes` per keyframe (static shapes);
@@ -57,7 +59,7 @@ class DetectionDataConfig(hyperparams.Config):
   max_boxes: int = 32
   use_proposals: bool = False
   proposal_score_threshold: float = 0.8
-  crop_scale_range: Tuple[float, float] = (0.7, 1.0)
+  short_side_range: Tuple[int, int] = (256, 320)
   flip_prob: float = 0.5
   num_classes: int = AVA_NUM_CLASSES
   shuffle_buffer_size: int = 256
@@ -81,9 +83,11 @@ class DetectionDataConfig(hyperparams.Config):
                'num_frames >= 1 and frame_stride >= 1')
     base.check(self.max_boxes >= 1, f'{prefix}.max_boxes', self.max_boxes,
                '>= 1')
-    base.check(0 < self.crop_scale_range[0] <= self.crop_scale_range[1] <= 1,
-               f'{prefix}.crop_scale_range', self.crop_scale_range,
-               '0 < low <= high <= 1')
+    low, high = self.short_side_range
+    base.check(min(self.frame_size) <= low <= high,
+               f'{prefix}.short_side_range', self.short_side_range,
+               f'low <= high, both >= the crop\'s short side '
+               f'{min(self.frame_size)} (frame_size {self.frame_size})')
     base.check(0.0 <= self.flip_prob <= 1.0, f'{prefix}.flip_prob',
                self.flip_prob, 'in [0, 1]')
     base.check(self.global_batch_size >= 1, f'{prefix}.global_batch_size',
@@ -140,6 +144,12 @@ class DetectionTaskConfig(cfg.TaskConfig):
   # Keyframes the evaluation skips (AVA's excluded timestamps CSV); optional:
   # convert_ava already writes no record for them.
   excluded_timestamps: str = ''
+  # The annotation CSV of the evaluated split (ava_val_v2.2.csv): when set,
+  # the evaluation's ground truth is read from it, as the official
+  # evaluator does, so boxes on keyframes that have no record (a movie that
+  # failed to download or convert) count as misses and are reported
+  # (metric groundtruth_without_record); empty: the records' boxes.
+  groundtruth_csv: str = ''
   l2_weight_decay: float = 1e-7
   init_seed: int = 0
   jit_compile: bool = False
@@ -193,7 +203,8 @@ def ava_detection(init_checkpoint: str = '', random_backbone: bool = False
       evaluated_label_map=(f'{base.BUCKET_ROOT}/ava/annotations/'
                            'ava_action_list_v2.2_for_activitynet_2019.pbtxt'),
       label_map=f'{base.BUCKET_ROOT}/ava/annotations/'
-                'ava_action_list_v2.2.pbtxt')
+                'ava_action_list_v2.2.pbtxt',
+      groundtruth_csv=f'{base.BUCKET_ROOT}/ava/annotations/ava_val_v2.2.csv')
   return cfg.ExperimentConfig(
       task=task,
       runtime=strategy.RuntimeConfig(mixed_precision_dtype='auto'),

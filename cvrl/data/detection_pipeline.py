@@ -86,16 +86,31 @@ def clip_indices(keyframe_index, length, num_frames: int, stride: int):
   return tf.clip_by_value(keyframe_index + offsets, 0, length - 1)
 
 
-def crop_window(seed, config: detection_cfg.DetectionDataConfig) -> tf.Tensor:
-  """[ymin, xmin, ymax, xmax] of the training crop (a fraction of each side
-  drawn from crop_scale_range, placed uniformly), or the whole frame."""
+def crop_window(seed, frame_hw,
+                config: detection_cfg.DetectionDataConfig) -> tf.Tensor:
+  """[ymin, xmin, ymax, xmax] (normalised) of the training crop, or the
+  whole frame when testing.
+
+  PySlowFast's AVA training transform, as one window: scale the
+  [H, W] frame so its short side is s ~ U(short_side_range), then take a
+  frame_size crop at a uniform position. Both sides are scaled by the same
+  factor, so `crop_and_resize` of this window to frame_size keeps the
+  aspect of what it shows (the factor is raised, if need be, until the
+  crop fits inside the scaled frame).
+  """
   if not config.is_training:
     return tf.constant([0.0, 0.0, 1.0, 1.0])
-  low, high = config.crop_scale_range
+  height, width = tf.unstack(tf.cast(frame_hw, tf.float32))
+  crop_h, crop_w = (float(s) for s in config.frame_size)
+  low, high = (float(s) for s in config.short_side_range)
   draws = tf.random.stateless_uniform([3], seed)
-  scale = low + (high - low) * draws[0]
-  top, left = draws[1] * (1 - scale), draws[2] * (1 - scale)
-  return tf.stack([top, left, top + scale, left + scale])
+  scale = (low + (high - low) * draws[0]) / tf.minimum(height, width)
+  scale = tf.maximum(scale, tf.maximum(crop_h / height, crop_w / width))
+  scaled_h, scaled_w = height * scale, width * scale
+  top = draws[1] * (scaled_h - crop_h)
+  left = draws[2] * (scaled_w - crop_w)
+  return tf.stack([top / scaled_h, left / scaled_w,
+                   (top + crop_h) / scaled_h, (left + crop_w) / scaled_w])
 
 
 def transform_boxes(boxes, window, flip) -> tuple:
@@ -171,7 +186,7 @@ def process_keyframe(example, seed, config: detection_cfg.DetectionDataConfig
                          config.num_frames, config.frame_stride)
   images = tf.map_fn(lambda f: tf.io.decode_jpeg(f, channels=3),
                      tf.gather(frames, indices), fn_output_signature=tf.uint8)
-  window = crop_window(crop_seed, config)
+  window = crop_window(crop_seed, tf.shape(images)[1:3], config)
   flip = (tf.random.stateless_uniform([], flip_seed) < config.flip_prob
           if config.is_training else tf.constant(False))
   # One crop box for every frame: the same crop of the clip.

@@ -1,7 +1,10 @@
 """Frame-level mAP at IoU 0.5, with the official AVA evaluator's semantics.
 
-The official evaluator (ActivityNet's `ava_evaluation`, a copy of the TF
-Object Detection API's PASCAL evaluator) does, per evaluated class:
+The official evaluator (ActivityNet's `get_ava_performance.py` and its
+`ava_evaluation`, a copy of the TF Object Detection API's PASCAL
+evaluator) first reads the detections keeping, per keyframe, only the 50
+highest-scoring of the evaluated classes (`cap_per_keyframe`: its heap, so
+ties break as its heap breaks them), then, per evaluated class:
   1. skip every keyframe listed in the excluded timestamps, ground truth and
      detections alike;
   2. per keyframe, sort that class's detections by score (highest first)
@@ -21,6 +24,7 @@ the +1 pixel term (normalised coordinates). Ties in score keep input order
 """
 
 import dataclasses
+import heapq
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -28,6 +32,8 @@ import numpy as np
 from cvrl import files
 
 IOU_THRESHOLD = 0.5
+# Detections per keyframe the official evaluator reads (read_csv's capacity).
+OFFICIAL_CAPACITY = 50
 
 # (keyframe key, box, class id, score); ground truth: (key, box, class id).
 Detection = Tuple[str, Tuple[float, float, float, float], int, float]
@@ -98,13 +104,50 @@ class Result:
   num_detections: Dict[int, int]
   excluded_keyframes: int
   ignored_detections: int  # of classes that are not evaluated
+  capped_detections: int = 0  # past the 50 per keyframe the evaluator reads
+
+
+def cap_per_keyframe(detections: Iterable[Detection], class_ids,
+                     capacity: int = OFFICIAL_CAPACITY
+                     ) -> Tuple[List[Detection], List[Detection], int]:
+  """The official reader's cut: (kept, of other classes, number cut).
+
+  In input order, detections of the evaluated classes go into a min-heap
+  per keyframe of (score, class, y1, x1, y2, x2); once it holds `capacity`,
+  a detection replaces the heap's least only with a strictly higher score.
+  Each keyframe's survivors come out sorted by descending score from the
+  heap's array (the order the official code hands on). capacity < 1 keeps
+  everything. Detections of other classes are returned apart, uncapped
+  (the official reader drops them before the heap).
+  """
+  evaluated = set(class_ids)
+  heaps: Dict[str, List[tuple]] = {}
+  others, cut = [], 0
+  for key, box, cls, score in detections:
+    if cls not in evaluated:
+      others.append((key, box, cls, score))
+      continue
+    x1, y1, x2, y2 = box
+    entry = (score, cls, y1, x1, y2, x2)
+    heap = heaps.setdefault(key, [])
+    if capacity < 1 or len(heap) < capacity:
+      heapq.heappush(heap, entry)
+      continue
+    cut += 1
+    if score > heap[0][0]:
+      heapq.heapreplace(heap, entry)
+  kept = [(key, (x1, y1, x2, y2), cls, score)
+          for key, heap in heaps.items()
+          for score, cls, y1, x1, y2, x2 in sorted(heap, key=lambda t: -t[0])]
+  return kept, others, cut
 
 
 def evaluate(groundtruth: Iterable[GroundTruth],
              detections: Iterable[Detection],
              class_ids: Sequence[int],
              excluded: Optional[Set[str]] = None,
-             threshold: float = IOU_THRESHOLD) -> Result:
+             threshold: float = IOU_THRESHOLD,
+             capacity: int = OFFICIAL_CAPACITY) -> Result:
   """Frame-level AP per class and their mean (see the module doc).
 
   Args:
@@ -113,6 +156,8 @@ def evaluate(groundtruth: Iterable[GroundTruth],
     detections: (keyframe key, box, class id, score).
     class_ids: the evaluated classes (AVA: the 60 of the challenge list).
     excluded: keyframe keys to skip entirely.
+    capacity: detections kept per keyframe (`cap_per_keyframe`; the
+      official 50; < 1 keeps all).
   """
   excluded = excluded or set()
   evaluated = set(class_ids)
@@ -124,14 +169,14 @@ def evaluate(groundtruth: Iterable[GroundTruth],
     elif cls in evaluated:
       gt[cls].setdefault(key, []).append(box)
   dets: Dict[int, Dict[str, List]] = {c: {} for c in evaluated}
-  ignored = 0
-  for key, box, cls, score in detections:
+  kept, others, capped = cap_per_keyframe(detections, evaluated, capacity)
+  ignored = len(others)
+  skipped_keys.update(key for key, *_ in others if key in excluded)
+  for key, box, cls, score in kept:
     if key in excluded:
       skipped_keys.add(key)
-    elif cls in evaluated:
-      dets[cls].setdefault(key, []).append((box, score))
     else:
-      ignored += 1
+      dets[cls].setdefault(key, []).append((box, score))
   per_class, num_gt, num_det = {}, {}, {}
   for cls in sorted(evaluated):
     scores, hits = [], []
@@ -149,7 +194,7 @@ def evaluate(groundtruth: Iterable[GroundTruth],
   values = [v for v in per_class.values() if not np.isnan(v)]
   mean_ap = float(np.mean(values)) if values else float('nan')
   return Result(mean_ap, per_class, num_gt, num_det, len(skipped_keys),
-                ignored)
+                ignored, capped)
 
 
 def write_per_class_csv(path: str, result: Result,

@@ -7,10 +7,9 @@
 
 The paper's "3D RoIAlign then temporal average pooling" (SlowFast) equals
 pooling first: RoIAlign is linear in the features and the box is the same
-in every frame. RoIAlign is Model Garden's
-`spatial_transform_ops.multilevel_crop_and_resize` with one level (one
-bilinear sample at each bin centre, `sample_offset` 0.5), fed the res5 map
-as pyramid level log2(output stride) so boxes in input pixels map onto it.
+in every frame. RoIAlign is Detectron2's aligned RoIAlign with adaptive sampling, the one
+PySlowFast's AVA head uses (`roi_align`), written as two dense
+contractions so it compiles with static shapes for TPUs.
 """
 
 import math
@@ -19,23 +18,68 @@ from typing import Dict
 import tensorflow as tf
 import tf_keras
 
-from official.vision.ops import spatial_transform_ops
 
 from cvrl.configs import detection as detection_cfg
 from cvrl.modeling import cvrl_model
 
 
+def _bin_weights(start, size, length, output_size: int, grid: int):
+  """[B, N, output_size, length] weights of one axis of aligned RoIAlign.
+
+  start, size: [B, N] box start and extent on this axis, in feature cells,
+  already shifted by Detectron2's aligned half-cell offset. Bin p averages
+  n = ceil(size / output_size) samples (sampling_ratio=0) at start + (p +
+  (i + 0.5) / n) * size / output_size, i < n; `grid` >= every box's n
+  (static, for XLA), the samples past a box's n are masked. A sample reads
+  its two neighbouring cells by linear interpolation (Detectron2's
+  bilinear_interpolate on one axis: clamped to [0, length - 1], 0 when more
+  than one cell outside the map).
+  """
+  bin_size = size / output_size
+  count = tf.math.ceil(size / output_size)  # samples per bin, may be 0
+  p = tf.range(output_size, dtype=start.dtype)
+  i = tf.range(grid, dtype=start.dtype)
+  position = (start[..., None, None] + p[:, None] * bin_size[..., None, None]
+              + (i + 0.5) * (bin_size / tf.maximum(count, 1.0))[
+                  ..., None, None])                       # [B, N, P, G]
+  used = i < count[..., None, None]
+  inside = (position >= -1.0) & (position <= tf.cast(length, start.dtype))
+  clamped = tf.clip_by_value(position, 0.0,
+                             tf.cast(length, start.dtype) - 1.0)
+  cells = tf.range(length, dtype=start.dtype)
+  tent = tf.nn.relu(1.0 - tf.abs(clamped[..., None] - cells))  # [B,N,P,G,L]
+  weight = tent * tf.cast(used & inside, start.dtype)[..., None]
+  return tf.reduce_sum(weight, axis=3) / tf.maximum(count, 1.0)[
+      ..., None, None]
+
+
 def roi_align(feature_map: tf.Tensor, boxes: tf.Tensor, image_size,
               output_stride: int, output_size: int = 7) -> tf.Tensor:
   """[B, h, w, C] features, [B, N, 4] normalised (ymin, xmin, ymax, xmax)
-  boxes -> [B, N, output_size, output_size, C]."""
+  boxes -> [B, N, output_size, output_size, C].
+
+  Detectron2's ROIAlign(aligned=True, sampling_ratio=0), as PySlowFast's
+  AVA head uses it: boxes in input pixels scaled by 1 / output_stride and
+  shifted by half a cell, each bin the mean of ceil(roi / bin) x ceil(roi /
+  bin) bilinear samples. Bilinear sampling and the mean are separable, so
+  the op is two dense contractions with per-axis weight matrices
+  (`_bin_weights`): static shapes, no gathers, XLA/TPU friendly.
+  """
   height, width = image_size
-  scale = tf.constant([height, width, height, width], boxes.dtype)
-  level = int(round(math.log2(output_stride)))
-  if 2 ** level != output_stride:
-    raise ValueError(f'output_stride={output_stride}: expected a power of 2')
-  return spatial_transform_ops.multilevel_crop_and_resize(
-      {str(level): feature_map}, boxes * scale, output_size=output_size)
+  map_h, map_w = feature_map.shape[1], feature_map.shape[2]
+  if map_h is None or map_w is None:
+    raise ValueError('roi_align needs a feature map of static height and '
+                     f'width, got {feature_map.shape}')
+  boxes = tf.cast(boxes, feature_map.dtype)
+  cells = boxes * tf.constant([height, width, height, width],
+                              feature_map.dtype) / output_stride - 0.5
+  y1, x1, y2, x2 = tf.unstack(cells, axis=-1)
+  grid_h = max(1, math.ceil(map_h / output_size))
+  grid_w = max(1, math.ceil(map_w / output_size))
+  rows = _bin_weights(y1, y2 - y1, map_h, output_size, grid_h)
+  cols = _bin_weights(x1, x2 - x1, map_w, output_size, grid_w)
+  per_row = tf.einsum('bnpr,brwc->bnpwc', rows, feature_map)
+  return tf.einsum('bnqw,bnpwc->bnpqc', cols, per_row)
 
 
 class ActionDetector(tf_keras.Model):

@@ -150,8 +150,32 @@ class DetectionTask(video_task.VideoTask):
                             for c, p in enumerate(probs))
     return groundtruth, detections
 
+  def annotated_truth(self, evaluated_keys):
+    """(ground truth, boxes without a record) from task.groundtruth_csv:
+    every box of the annotation file, as the official evaluator reads it;
+    the boxes on keyframes that no record was evaluated for are counted."""
+    path = self.task_config.groundtruth_csv
+    rows, problems = ava_files.read_boxes(path)
+    for problem in problems:
+      logging.warning('task.groundtruth_csv: %s', problem)
+    groundtruth = [(ava_files.keyframe_key(*r.keyframe), r.box, r.action_id)
+                   for r in rows]
+    missing = {(key, box) for key, box, _ in groundtruth
+               if key not in evaluated_keys}
+    if missing:
+      logging.warning(
+          'task.groundtruth_csv=%s: %d boxes are on keyframes with no '
+          'evaluated record (counted as misses, as the official evaluator '
+          'does)', path, len(missing))
+    return groundtruth, len(missing)
+
   def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
     groundtruth, detections = self.detections_and_truth(aggregated_logs)
+    without_record = None
+    if self.task_config.groundtruth_csv:
+      keys = {detection_pipeline.key_text(codes)
+              for batch in aggregated_logs.get('key', []) for codes in batch}
+      groundtruth, without_record = self.annotated_truth(keys - {''})
     ids, names = self.evaluated_classes()
     excluded, problems = ava_files.read_excluded(
         self.task_config.excluded_timestamps or None)
@@ -171,7 +195,10 @@ class DetectionTask(video_task.VideoTask):
            for key, box, c, score in detections))
       logging.info('AVA frame mAP@0.5 %.4f over %d classes; per class: %s',
                    result.mean_ap, len(ids), table)
-    logs = {'mAP': result.mean_ap}
+    logs = {'mAP': result.mean_ap,
+            'detections_capped': float(result.capped_detections)}
+    if without_record is not None:
+      logs['groundtruth_without_record'] = float(without_record)
     logs.update({f'AP/{names[c]}': ap for c, ap in result.per_class_ap.items()
                  if not np.isnan(ap)})
     return logs

@@ -58,7 +58,9 @@ def main(argv):
   print(f'frame mAP@0.5 {result.mean_ap:.4f} over {len(names)} actions; '
         f'{result.excluded_keyframes} excluded keyframes skipped; '
         f'{result.ignored_detections} detections of other actions ignored; '
-        f'{len(problems)} bad rows')
+        f'{result.capped_detections} detections past the official '
+        f'{ava_map.OFFICIAL_CAPACITY} per keyframe cut; {len(problems)} bad '
+        'rows')
   if _PER_CLASS_CSV.value:
     ava_map.write_per_class_csv(_PER_CLASS_CSV.value, result, names)
   return 1 if problems else 0

@@ -153,6 +153,92 @@ def _source(path: str):
   return tf.io.gfile.GFile(path, 'rb')
 
 
+_EPS = 1e-6  # seconds: timestamps this close count as equal
+
+
+class _OnScreenSampler:
+  """Frames of the window [start, end) as a viewer sees them.
+
+  Output time k is origin + k / fps; its frame is the one on screen then:
+  the last source frame whose timestamp is at or before it (a low-rate
+  source repeats, a high-rate one skips). The origin is `start` when a
+  frame is already on screen there (decoding began before it, at the
+  keyframe the seek found), else the first frame's time. Without an output
+  rate (fps None) every source frame in the window is kept, preceded by the
+  frame on screen at `start` if none falls exactly there. The last frame
+  stays on screen for one source frame period.
+  """
+
+  def __init__(self, start, end, source_fps, fps, to_rgb, frames, times):
+    self.origin = None
+    self._start, self._end = start, end
+    self._period = 1.0 / source_fps
+    self._step = 1.0 / fps if fps else None
+    self._to_rgb = to_rgb
+    self._frames, self._times = frames, times
+    self._held = None  # (time, frame, rgb or None): on screen until the next
+    self._tick = None
+
+  def _emit(self):
+    t, frame, rgb = self._held
+    if rgb is None:
+      rgb = self._to_rgb(frame)
+      self._held = (t, frame, rgb)
+    self._frames.append(rgb)
+    self._times.append(int(round(t * 1e6)))
+
+  def _begin(self, t):
+    self.origin = self._start if self._held is not None else t
+    self._tick = self.origin
+
+  def add(self, t: float, frame) -> bool:
+    """Takes the next decoded frame; False once past the window."""
+    if t < self._start - _EPS:
+      self._held = (t, frame, None)  # may be on screen at start
+      return True
+    if self.origin is None:
+      if self._held is not None and t <= self._start + _EPS:
+        self._held = None  # a frame exactly at start replaces it
+      self._begin(t)
+    if self._step is None:
+      if self._held is not None and t < self._end - _EPS:
+        self._emit()  # the frame on screen at start, then the window's
+        self._held = None
+    else:
+      while (self._tick < t - _EPS and self._tick < self._end - _EPS
+             and self._held is not None):
+        self._emit()
+        self._tick += self._step
+    if t >= self._end - _EPS:
+      return False
+    if self._step is None:
+      self._held = (t, frame, None)
+      self._emit()
+      self._held = None
+    else:
+      self._held = (t, frame, None)
+    return True
+
+  def finish(self) -> None:
+    """Emits the ticks the last frame is still on screen for."""
+    if self._held is None:
+      return
+    last_t = self._held[0]
+    if self.origin is None:  # every frame came before start
+      if last_t + self._period <= self._start + _EPS:
+        return
+      self._begin(last_t)
+      if self._step is None:
+        self._emit()
+        return
+    if self._step is None:
+      return
+    limit = min(self._end, last_t + self._period)
+    while self._tick < limit - _EPS:
+      self._emit()
+      self._tick += self._step
+
+
 def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
   """Decodes `path` into upright RGB frames.
 
@@ -195,36 +281,21 @@ def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
 
     frames: List[np.ndarray] = []
     times: List[int] = []
-    first_t = None
-    next_out_t = None  # next output time when resampling
     error = error_type = None
+    sampler = _OnScreenSampler(start, end, source_fps,
+                               options.fps if options.fps > 0 else None,
+                               lambda f: _to_upright_rgb(f, options.short_side),
+                               frames, times)
     try:
       for frame in container.decode(stream):
-        t = clock.time_of(frame)
-        if t < start - 1e-6:
-          continue
-        if t >= end - 1e-6:
+        if not sampler.add(clock.time_of(frame), frame):
           break
-        if first_t is None:
-          first_t = t
-          next_out_t = t
-        if options.fps > 0:
-          # Keep the frame whose time first reaches each output tick; repeat
-          # it when the source rate is lower than the requested one.
-          if t + 0.5 / source_fps < next_out_t:
-            continue
-          image = _to_upright_rgb(frame, options.short_side)
-          while next_out_t <= t + 0.5 / source_fps:
-            frames.append(image)
-            times.append(int(round(t * 1e6)))
-            next_out_t += 1.0 / out_fps
-        else:
-          frames.append(_to_upright_rgb(frame, options.short_side))
-          times.append(int(round(t * 1e6)))
     except (av.error.FFmpegError, OSError, ValueError, RuntimeError) as e:
       error = f'{type(e).__name__}: {e}'
       error_type = type(e).__name__
+    sampler.finish()  # inside the container: the held frame is still valid
 
+  first_t = sampler.origin
   first_t = first_t if first_t is not None else start
   start_us = int(round(first_t * 1e6))
   end_us = int(round((first_t + len(frames) / out_fps) * 1e6))
