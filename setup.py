@@ -23,6 +23,7 @@ setuptools.setup(
         # apache-beam[tfrecord] (extra `beam`) needs protobuf < 7; pinning it
         # here keeps both extras installable into one environment.
         'protobuf<7',
+        'tqdm',  # progress of feature export
     ],
     extras_require={
         'test': ['pytest', 'pytest-xdist', 'scipy'],

@@ -39,6 +39,7 @@ from cvrl.data import ava_files
 from tfrecords_tools.conversion import ava_keyframes
 from tfrecords_tools.conversion import decoder
 from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import video_frames
 
@@ -81,6 +82,11 @@ _WORKERS = flags.DEFINE_integer('workers', 0, 'Processes; 0: all cores.')
 _RUNNER = flags.DEFINE_enum('runner', 'local', ['local', 'beam'], 'Runner.')
 _BEAM_RUNNER = flags.DEFINE_string('beam_runner', None, 'Beam runner.')
 
+_OVERWRITE = flags.DEFINE_bool(
+    'overwrite', False, 'Convert into an --output_dir that holds a '
+    'conversion of other annotations or options (shards whose inputs are '
+    'unchanged are kept); without it such a rerun is refused.')
+
 PROBLEMS_FILE = 'annotation_problems.csv'
 LABEL_MAP_FILE = 'label_map.pbtxt'
 
@@ -117,6 +123,7 @@ def main(argv):
   excluded = _default(_EXCLUDED_CSV.value,
                       f'ava_{split}_excluded_timestamps_v2.2.csv')
   label_map = _default(_LABEL_MAP.value, 'ava_action_list_v2.2.pbtxt', False)
+  lock = None
   if _CLIP_FRAMES.value < 1 or _FPS.value <= 0:
     raise app.UsageError('--clip_frames must be >= 1 and --fps > 0')
   try:
@@ -139,17 +146,15 @@ def main(argv):
         short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value,
         movie_start_s=_MOVIE_START_S.value)
     output_dir = _OUTPUT_DIR.value
-    tf.io.gfile.makedirs(output_dir)
+    job.prepare_output_dir(output_dir)
     record = dataclasses.asdict(options)
     record.update(kind='ava', split=split, num_shards=_NUM_SHARDS.value,
                   keyframes=_KEYFRAMES.value,
                   keyframes_per_task=_KEYFRAMES_PER_TASK.value,
-                  num_keyframes=sum(len(t.keyframes) for t in tasks),
                   labels={str(k): v for k, v in sorted(labels.items())})
-    job.check_options(output_dir, record)
-    tf.io.gfile.copy(label_map, os.path.join(output_dir, LABEL_MAP_FILE),
-                     overwrite=True)
-    _write_problems(os.path.join(output_dir, PROBLEMS_FILE), problems)
+    lock = rerun.Lock(output_dir)
+    lock.acquire()
+    job.check_options(output_dir, record, _OVERWRITE.value)
     for p in problems[:20]:
       print(f'convert_ava: bad annotation: {p}', file=sys.stderr)
     if len(problems) > 20:
@@ -159,8 +164,17 @@ def main(argv):
     rows = job.run_plan(specs, output_dir, options, _RUNNER.value,
                         _WORKERS.value or os.cpu_count() or 1, beam_args,
                         ava_keyframes.convert_chunk,
-                        ava_keyframes.encode_chunk, unit='movie chunks')
-  except (job.UsageError, ava_files.AnnotationError) + files.FILE_ERRORS as e:
+                        ava_keyframes.encode_chunk, unit='movie chunks',
+                        record=record, overwrite=_OVERWRITE.value)
+    # After the rerun check: a refused rerun changes nothing in the folder.
+    tf.io.gfile.copy(label_map, os.path.join(output_dir, LABEL_MAP_FILE),
+                     overwrite=True)
+    _write_problems(os.path.join(output_dir, PROBLEMS_FILE), problems)
+    lock.release()
+  except (job.UsageError, ava_files.AnnotationError,
+          rerun.RerunError) + files.FILE_ERRORS as e:
+    if lock is not None:
+      lock.release()
     print(f'convert_ava: error: {e}', file=sys.stderr)
     return 2
   counts = video_frames.summarize(rows, ava_keyframes.STATUSES)

@@ -43,7 +43,9 @@ import sys
 from absl import app
 from absl import flags
 
+from cvrl import files
 from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import split_files
@@ -106,6 +108,17 @@ _SPLIT_NUMBER = flags.DEFINE_integer('split_number', 1,
 _MIN_FRAMES = flags.DEFINE_integer(
     'min_frames', 1, 'Videos with fewer decoded frames are too_short.')
 
+_OVERWRITE = flags.DEFINE_bool(
+    'overwrite', False, 'Convert into an --output_dir that holds a '
+    'conversion of other videos, labels or options (shards whose inputs are '
+    'unchanged are kept); without it such a rerun is refused.')
+_CSV_HEADER = flags.DEFINE_enum(
+    'csv_header', 'auto', list(sources.CSV_HEADER),
+    'Whether the first row of a path,label CSV names the columns; auto: a '
+    'row of known column names (path/filename/video, label/class/category) '
+    'that is no video file.')
+
+
 def main(argv):
   beam_args = list(argv[1:])
   if _BEAM_RUNNER.value:
@@ -130,7 +143,7 @@ def main(argv):
           _SPLIT_NUMBER.value)
     else:
       tasks = job.read_tasks(_INPUT_CSV.value, _VIDEO_ROOT.value,
-                                        _SPLIT.value)
+                             _SPLIT.value, _CSV_HEADER.value)
       split_labels = None
     if not tasks:
       raise job.UsageError('the input lists no videos')
@@ -143,8 +156,9 @@ def main(argv):
     result = job.convert(
         tasks, _OUTPUT_DIR.value, labels, options, _NUM_SHARDS.value,
         runner=_RUNNER.value, workers=_WORKERS.value or os.cpu_count() or 1,
-        beam_args=beam_args)
-  except (job.UsageError, sources.SourceError, OSError) as e:
+        beam_args=beam_args, overwrite=_OVERWRITE.value)
+  except (job.UsageError, sources.SourceError,
+          rerun.RerunError) + files.FILE_ERRORS as e:
     print(f'convert_videos: error: {e}', file=sys.stderr)
     return 2
   summary = video_frames.format_summary(result['counts'], result['frames'])

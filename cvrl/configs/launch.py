@@ -19,27 +19,94 @@ land in the config, so the params.yaml written next holds what the run
 used. It returns the lines to log.
 """
 
+import difflib
 import os
-
+import re
 from typing import List, Optional, Sequence
 
 from absl import logging
+import yaml
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.core import train_utils
 from official.modeling import hyperparams
 
+from cvrl import files
+from cvrl.configs import base
 from cvrl.configs import precision
 from cvrl.configs import schedule
 from cvrl.configs import strategy
 from cvrl.data import dataset_size
 
 
+def registered_experiments() -> List[str]:
+  """Names of the registered experiments, sorted."""
+  return sorted(exp_factory._REGISTERED_CONFIGS)  # pylint: disable=protected-access
+
+
+def check_experiment(name: str) -> None:
+  """ConfigError naming the closest registered names if `name` is not one."""
+  names = registered_experiments()
+  if name in names:
+    return
+  close = difflib.get_close_matches(name or '', names, n=3, cutoff=0.5)
+  hint = f'did you mean {", ".join(close)}? ' if close else ''
+  raise base.ConfigError(
+      f'--experiment={name!r} is not a registered experiment: {hint}'
+      'list them all with --list_experiments')
+
+
+def _flat_keys(tree, prefix: str = '') -> List[str]:
+  keys = []
+  for key, value in (tree or {}).items():
+    path = f'{prefix}{key}'
+    keys.append(path)
+    if isinstance(value, dict):
+      keys.extend(_flat_keys(value, path + '.'))
+  return keys
+
+
+def _override_keys(params_override: str, config_files) -> List[str]:
+  """Dotted keys a user asked to set: `a.b=1,...` strings and YAML files."""
+  keys = []
+  for item in re.finditer(r'(?:^|,)\s*([A-Za-z_][\w.]*)\s*[=:]',
+                          params_override or ''):
+    keys.append(item.group(1))
+  for path in config_files or []:
+    with files.open_file(path) as f:
+      keys.extend(_flat_keys(yaml.safe_load(f)))
+  return keys
+
+
+def unknown_key_error(experiment: str, params_override: str, config_files,
+                      error: Exception) -> base.ConfigError:
+  """A one-line error naming the misspelt override key and the closest
+  valid keys of the experiment."""
+  valid = _flat_keys(exp_factory.get_exp_config(experiment).as_dict())
+  unknown = [k for k in _override_keys(params_override, config_files)
+             if k not in valid]
+  if not unknown:
+    return base.ConfigError(f'override: {error}')
+  key = unknown[0]
+  close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+  hint = (f'closest valid keys: {", ".join(close)}' if close else
+          'see the experiment\'s params.yaml for the valid keys')
+  return base.ConfigError(f'override key {key!r} does not exist in '
+                          f'--experiment={experiment}: {hint}')
+
+
 def parse_flags(flags_obj) -> cfg.ExperimentConfig:
   """The experiment named by Model Garden's flags (official.common.flags),
-  with --config_file and --params_override applied strictly, unlocked."""
-  return train_utils.parse_configuration(flags_obj, lock_return=False)
+  with --config_file and --params_override applied strictly, unlocked.
+  An unknown experiment or override key is a ConfigError naming the
+  closest valid names."""
+  check_experiment(flags_obj.experiment)
+  try:
+    return train_utils.parse_configuration(flags_obj, lock_return=False)
+  except KeyError as e:
+    raise unknown_key_error(flags_obj.experiment, flags_obj.params_override,
+                            flags_obj.config_file, e) from e
 
 
 def parse_experiment(experiment: str,

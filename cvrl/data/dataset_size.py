@@ -112,7 +112,10 @@ def check(params, sections: Sequence[str] = ('train_data',),
     try:
       counted = count_fn(data.input_path)
     except video_sources.InputError as e:
-      raise base.ConfigError(f'task.{name}.input_path: {e}') from e
+      hint = ('; check every record with python -m '
+              'tfrecords_tools.inspect_tfrecords --pattern=... --verify'
+              if 'truncated' in str(e) else '')
+      raise base.ConfigError(f'task.{name}.input_path: {e}{hint}') from e
     took = f'{time.time() - start:.1f} s'
     configured = data.num_examples
     if configured <= 0 or not data.is_training:

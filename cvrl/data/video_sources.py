@@ -95,7 +95,9 @@ def count_records(path: str) -> int:
   count, offset = 0, 0
   with tf.io.gfile.GFile(path, 'rb') as f:
     size = f.size()
+    start = 0
     while offset < size:
+      start = offset
       f.seek(offset)
       header = f.read(_RECORD_HEADER)
       if len(header) < _RECORD_HEADER:
@@ -103,9 +105,31 @@ def count_records(path: str) -> int:
       offset += _RECORD_OVERHEAD + struct.unpack('<Q', header)[0]
       count += 1
   if offset != size:
-    raise InputError(f'{path}: truncated TFRecord (the record at #{count} '
-                     f'ends past the end of the file, {size} bytes)')
+    raise InputError(f'{path}: truncated TFRecord (record #{count}, whose '
+                     f'length header is at byte {start}, ends past the end '
+                     f'of the file, {size} bytes)')
   return count
+
+
+def explain_data_loss(error: Exception, input_paths: Sequence[str]) -> str:
+  """A one-line message for tf.data's DataLossError ("truncated record at
+  159227", no file named): the file and offset found by a header scan of
+  the inputs, and the command that checks every record."""
+  patterns = [p for p in input_paths if p]
+  for path in list_files(','.join(patterns)) if patterns else []:
+    try:
+      count_records(path)
+    except InputError as e:
+      found = str(e)
+      break
+  else:
+    found = ('no file is truncated (the damage is inside a record: a '
+             'checksum)')
+  check = ' '.join(f"--pattern='{p}'" for p in patterns[:1])
+  return (f'reading the input failed ({type(error).__name__}: '
+          f'{getattr(error, "message", error)}): {found}. Check every '
+          f'record with: python -m tfrecords_tools.inspect_tfrecords {check} '
+          '--verify')
 
 
 class TFRecordSource:

@@ -14,15 +14,18 @@ experiment evaluates at (a pretraining experiment: its crop size; an
 evaluation experiment: its test short side) unless view_size says otherwise.
 """
 
+import sys
 from typing import Dict
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
+import tqdm
 
 from cvrl import files
 from cvrl.eval import multiview
 from cvrl.configs import video_data
+from cvrl.data import dataset_size
 from cvrl.data import pipelines
 from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import cvrl_model
@@ -62,7 +65,8 @@ RANDOM_INIT = 'random_init'
 def export_features(params, checkpoint: str, pattern: str, output: str,
                     num_clips: int = 1, num_crops: int = 1,
                     average_views: bool = True, batch_size: int = 8,
-                    view_size: int = 0) -> Dict[str, object]:
+                    view_size: int = 0,
+                    progress: bool = True) -> Dict[str, object]:
   """Writes the .npz described above; returns {'videos', 'shape',
   'view_size', ...}.
 
@@ -88,11 +92,18 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
     return tf.reshape(out, [tf.shape(images)[0], num_views, -1])
 
   features, labels, ids = [], [], []
-  for batch in pipelines.build_dataset(data, keep_ids=True):
-    views = features_of(batch['image']).numpy()
-    features.append(views.mean(axis=1) if average_views else views)
-    labels.append(batch['label'].numpy())
-    ids.extend(i.decode('utf-8') for i in batch['id'].numpy())
+  # Progress on stderr: redrawn on a terminal, a line every 30 s in a log.
+  interactive = sys.stderr.isatty()
+  with tqdm.tqdm(total=dataset_size.count(pattern), unit='videos',
+                 desc='export_features', file=sys.stderr,
+                 mininterval=0.5 if interactive else 30.0,
+                 disable=not progress) as bar:
+    for batch in pipelines.build_dataset(data, keep_ids=True):
+      views = features_of(batch['image']).numpy()
+      features.append(views.mean(axis=1) if average_views else views)
+      labels.append(batch['label'].numpy())
+      ids.extend(i.decode('utf-8') for i in batch['id'].numpy())
+      bar.update(len(views))
   if not features:
     raise ValueError(f'{pattern}: no video to export')
   result = dict(features=np.concatenate(features).astype(np.float32),

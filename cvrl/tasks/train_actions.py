@@ -8,20 +8,38 @@ import orbit
 import tensorflow as tf
 
 
-class ExamplesPerSecond:
-  """Writes 'examples_per_second' (global batch x steps / wall time).
+def _duration(seconds: float) -> str:
+  seconds = int(max(0, seconds))
+  hours, rest = divmod(seconds, 3600)
+  minutes, secs = divmod(rest, 60)
+  return f'{hours}h{minutes:02d}m{secs:02d}s' if hours else (
+      f'{minutes}m{secs:02d}s')
 
-  An orbit train action: called with the loop's outputs after every
-  `steps_per_loop` steps, it reads the trainer's global step.
+
+class ExamplesPerSecond:
+  """After every `steps_per_loop` steps: 'examples_per_second' and, when
+  the run's length is known, 'progress_percent' and 'eta_seconds' in
+  TensorBoard, and one line for the log:
+
+    progress: step 450/900 (50.0%), 35.2 examples/s, ETA 3m12s
+
+  An orbit train action: called with the loop's outputs, it reads the
+  trainer's global step. The rate is that of the last loop; the ETA is the
+  remaining steps at the mean rate since the job (re)started.
   """
 
   def __init__(self, global_step: tf.Variable, global_batch_size: int,
-               summary_dir: str, clock=time.perf_counter):
+               summary_dir: str, clock=time.perf_counter,
+               total_steps: int = 0, printer=print):
     self._step = global_step
     self._batch = global_batch_size
     self._writer = tf.summary.create_file_writer(summary_dir)
     self._clock = clock
+    self._total = total_steps
+    self._print = printer
     self._last = (int(global_step.numpy()), clock())
+    self._first = self._last
+    self.last_line = ''
 
   def __call__(self, unused_output=None) -> float:
     step, now = int(self._step.numpy()), self._clock()
@@ -32,6 +50,17 @@ class ExamplesPerSecond:
     rate = (step - last_step) * self._batch / (now - last_time)
     with self._writer.as_default():
       tf.summary.scalar('examples_per_second', rate, step=step)
+      if self._total:
+        first_step, first_time = self._first
+        per_step = (now - first_time) / max(step - first_step, 1)
+        eta = per_step * max(self._total - step, 0)
+        percent = 100.0 * step / self._total
+        tf.summary.scalar('progress_percent', percent, step=step)
+        tf.summary.scalar('eta_seconds', eta, step=step)
+        self.last_line = (f'progress: step {step}/{self._total} '
+                          f'({percent:.1f}%), {rate:.1f} examples/s, '
+                          f'ETA {_duration(eta)}')
+        self._print(self.last_line, flush=True)
     self._writer.flush()
     return rate
 

@@ -31,6 +31,7 @@ from absl import logging
 import tensorflow as tf
 
 from official.common import flags as tfm_flags
+from official.core import exp_factory
 from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
@@ -89,7 +90,8 @@ def run_experiment(params, mode: str, model_dir: str,
   if 'train' in mode:
     actions.append(train_actions.ExamplesPerSecond(
         trainer.global_step, params.task.train_data.global_batch_size,
-        os.path.join(model_dir, 'train')))
+        os.path.join(model_dir, 'train'),
+        total_steps=params.trainer.train_steps))
   return train_lib.run_experiment(
       distribution_strategy=distribution, task=task, mode=mode,
       params=params, model_dir=model_dir, trainer=trainer,
@@ -97,8 +99,40 @@ def run_experiment(params, mode: str, model_dir: str,
       controller_cls=train_actions.CheckpointFirstController)
 
 
+def input_paths(params):
+  return [getattr(params.task, name).input_path
+          for name in ('train_data', 'validation_data')
+          if getattr(getattr(params.task, name, None), 'input_path', '')]
+
+
+def list_experiments() -> str:
+  lines = []
+  for name in launch.registered_experiments():
+    if name.startswith('cvrl_'):
+      factory = exp_factory._REGISTERED_CONFIGS[name]  # pylint: disable=protected-access
+      doc = (factory.__doc__ or '').strip().splitlines()
+      lines.append(f'{name:40s} {doc[0] if doc else ""}')
+  return '\n'.join(lines)
+
+
 def main(_):
-  run_experiment(launch.parse_flags(FLAGS), FLAGS.mode, FLAGS.model_dir)
+  if _LIST_EXPERIMENTS.value:
+    print(list_experiments())
+    return
+  for name in ('experiment', 'mode', 'model_dir'):
+    if not getattr(FLAGS, name):
+      raise app.UsageError(f'--{name} is required (--list_experiments lists '
+                           'the experiments)')
+  params = launch.parse_flags(FLAGS)
+  try:
+    run_experiment(params, FLAGS.mode, FLAGS.model_dir)
+  except (tf.errors.DataLossError, train_actions.EvaluationError) as e:
+    # A damaged record, in training or in an evaluation: name the file.
+    cause = e if isinstance(e, tf.errors.DataLossError) else e.__cause__
+    if not isinstance(cause, tf.errors.DataLossError):
+      raise
+    raise video_sources.InputError(video_sources.explain_data_loss(
+        cause, input_paths(params))) from e
 
 
 def main_with_errors(argv):
@@ -113,9 +147,12 @@ def main_with_errors(argv):
     sys.exit(1)
 
 
+_LIST_EXPERIMENTS = flags.DEFINE_bool(
+    'list_experiments', False, 'Print the registered experiments and exit.')
+
+
 def run():
   tfm_flags.define_flags()
-  flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
   app.run(main_with_errors)
 
 

@@ -150,9 +150,11 @@ def convert_chunk(task: MovieChunk, options: ClipOptions) -> ChunkResult:
   first = _clip_times(wanted[0].timestamp, options)[0]
   last = _clip_times(wanted[-1].timestamp, options)[-1]
   try:
+    # JPEG-encoded as decoded: a chunk never holds its raw frames.
     decoded = vd.decode_video(task.path, vd.DecodeOptions(
         fps=options.fps, short_side=options.short_side,
-        start_s=max(0.0, first), end_s=last + 1.0 / options.fps))
+        start_s=max(0.0, first), end_s=last + 1.0 / options.fps),
+        lambda rgb: video_frames.encode_jpeg(rgb, options.jpeg_quality))
   except Exception as e:  # pylint: disable=broad-except
     return fail_all(vd.UNREADABLE, f'{type(e).__name__}: {e}')
   if decoded.error:
@@ -163,7 +165,6 @@ def convert_chunk(task: MovieChunk, options: ClipOptions) -> ChunkResult:
         f'movie file (is --movie_start_s={options.movie_start_s:g} right '
         'for these files?)'))
   start = decoded.start_us / 1e6
-  cache: Dict[int, bytes] = {}
   for keyframe in wanted:
     times = _clip_times(keyframe.timestamp, options)
     index = [int(round((t - start) * options.fps)) for t in times]
@@ -176,16 +177,11 @@ def convert_chunk(task: MovieChunk, options: ClipOptions) -> ChunkResult:
           f'--movie_start_s={options.movie_start_s:g} right for these '
           'files?)')))
       continue
-    jpegs = []
-    for i in index:
-      i = min(max(i, 0), len(decoded.frames) - 1)
-      if i not in cache:
-        cache[i] = video_frames.encode_jpeg(decoded.frames[i],
-                                            options.jpeg_quality)
-      jpegs.append(cache[i])
+    jpegs = [decoded.frames[min(max(i, 0), len(decoded.frames) - 1)]
+             for i in index]
     clips.append((keyframe, vd.OK, jpegs, ''))
   clips.sort(key=lambda c: c[0].timestamp)
-  height, width = decoded.frames[0].shape[:2]
+  height, width = decoded.height, decoded.width
   return ChunkResult(task, clips, decoded.fps, height, width)
 
 

@@ -7,15 +7,32 @@ local run writes, byte for byte, on DirectRunner here or Dataflow / Flink /
 Spark with the user's pipeline options.
 """
 
-from typing import Callable, List, Sequence
+from typing import Callable, Dict, List, Sequence
+
+from absl import logging
 
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import video_frames
 
 
+def _statuses(result) -> List[str]:
+  """Manifest statuses of a converted video, or of a movie chunk's
+  keyframes."""
+  if hasattr(result, 'status'):
+    return [result.status]
+  return [clip[1] for clip in result.clips]
+
+
 def _convert(item, options, convert_fn):
+  """Converts one task; Beam counters (`cvrl_convert`: one per status, and
+  'tasks') show the job's progress in the runner's UI and logs."""
+  from apache_beam.metrics import Metrics  # pylint: disable=g-import-not-at-top
   shard_index, position, task = item
-  return shard_index, (position, convert_fn(task, options))
+  result = convert_fn(task, options)
+  Metrics.counter('cvrl_convert', 'tasks').inc()
+  for status in _statuses(result):
+    Metrics.counter('cvrl_convert', status).inc()
+  return shard_index, (position, result)
 
 
 def _write(keyed, output_dir, specs, encode):
@@ -28,8 +45,9 @@ def _write(keyed, output_dir, specs, encode):
 def run(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
         output_dir: str, options, pipeline_args: List[str],
         convert_fn: Callable = video_frames.convert_video,
-        encode: Callable = shards.encode_video) -> None:
-  """Converts the shards whose indices (into `specs`) are in `pending`.
+        encode: Callable = shards.encode_video) -> Dict[str, int]:
+  """Converts the shards whose indices (into `specs`) are in `pending`;
+  returns Beam's counters of the job (tasks, and one per status).
 
   Args:
     specs: the full shard plan.
@@ -48,14 +66,20 @@ def run(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
   items = [(i, pos, task) for i in pending
            for pos, task in enumerate(specs[i].tasks)]
   if not items:
-    return
+    return {}
   opts = pipeline_options.PipelineOptions(pipeline_args)
-  with beam.Pipeline(options=opts) as pipeline:
-    _ = (pipeline
-         | 'Videos' >> beam.Create(items)
-         # Spread videos over workers; one video is the unit of work.
-         | 'Spread' >> beam.Reshuffle()
-         | 'Convert' >> beam.Map(_convert, options, convert_fn)
-         | 'ByShard' >> beam.GroupByKey()
-         | 'WriteShard' >> beam.Map(_write, output_dir, list(specs),
-                                  encode))
+  pipeline = beam.Pipeline(options=opts)
+  _ = (pipeline
+       | 'Videos' >> beam.Create(items)
+       # Spread videos over workers; one video is the unit of work.
+       | 'Spread' >> beam.Reshuffle()
+       | 'Convert' >> beam.Map(_convert, options, convert_fn)
+       | 'ByShard' >> beam.GroupByKey()
+       | 'WriteShard' >> beam.Map(_write, output_dir, list(specs), encode))
+  result = pipeline.run()
+  result.wait_until_finish()
+  from apache_beam.metrics.metric import MetricsFilter  # pylint: disable=g-import-not-at-top
+  counters = {c.key.metric.name: c.committed for c in result.metrics().query(
+      MetricsFilter().with_namespace('cvrl_convert'))['counters']}
+  logging.info('beam counters (cvrl_convert): %s', counters)
+  return counters

@@ -15,7 +15,7 @@ Two facts about real files drive the design:
 
 import dataclasses
 import math
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import av
 import numpy as np
@@ -51,8 +51,11 @@ class DecodeOptions:
 class DecodedVideo:
   """Result of decoding: frames plus what happened.
 
-  `frames` is a list of uint8 arrays [H, W, 3], upright, presentation order.
-  `timestamps_us[i]` is the source presentation time of `frames[i]`.
+  `frames` is a list of uint8 arrays [H, W, 3], upright, presentation order
+  (or what `decode_video`'s `frame_fn` made of each: JPEG bytes in the
+  converters, so a long video never sits in memory as raw frames).
+  `timestamps_us[i]` is the source presentation time of `frames[i]`;
+  `height`, `width` the size of the upright frames.
   `error` holds the decoder's message when decoding stopped early; the frames
   decoded before it are still in `frames`.
   """
@@ -64,6 +67,8 @@ class DecodedVideo:
   end_us: int
   error: Optional[str] = None
   error_type: Optional[str] = None
+  height: int = 0
+  width: int = 0
 
 
 class UnreadableVideoError(Exception):
@@ -180,6 +185,7 @@ class _OnScreenSampler:
     self._tick = None
 
   def _emit(self):
+    # A source frame repeated at several output times is converted once.
     t, frame, rgb = self._held
     if rgb is None:
       rgb = self._to_rgb(frame)
@@ -239,12 +245,17 @@ class _OnScreenSampler:
       self._tick += self._step
 
 
-def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
+def decode_video(path: str, options: DecodeOptions,
+                 frame_fn: Optional[Callable[[np.ndarray], Any]] = None
+                 ) -> DecodedVideo:
   """Decodes `path` into upright RGB frames.
 
   Args:
-    path: a local file PyAV can open.
+    path: a local file PyAV can open, or a remote one (gs://...).
     options: window, frame rate and size.
+    frame_fn: applied to each upright RGB frame as it is decoded (e.g. JPEG
+      encoding); the result is kept instead of the frame, so memory holds
+      one raw frame at a time, not the video.
 
   Returns:
     DecodedVideo. A decoding error mid-stream does not raise: the frames so
@@ -282,10 +293,16 @@ def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
     frames: List[np.ndarray] = []
     times: List[int] = []
     error = error_type = None
+    size = []
+
+    def convert(frame):
+      rgb = _to_upright_rgb(frame, options.short_side)
+      if not size:
+        size.extend(rgb.shape[:2])
+      return frame_fn(rgb) if frame_fn else rgb
     sampler = _OnScreenSampler(start, end, source_fps,
                                options.fps if options.fps > 0 else None,
-                               lambda f: _to_upright_rgb(f, options.short_side),
-                               frames, times)
+                               convert, frames, times)
     try:
       for frame in container.decode(stream):
         if not sampler.add(clock.time_of(frame), frame):
@@ -301,5 +318,7 @@ def decode_video(path: str, options: DecodeOptions) -> DecodedVideo:
   end_us = int(round((first_t + len(frames) / out_fps) * 1e6))
   return DecodedVideo(frames=frames, timestamps_us=times, fps=float(out_fps),
                       source_fps=source_fps, start_us=start_us,
-                      end_us=end_us, error=error, error_type=error_type)
+                      end_us=end_us, error=error, error_type=error_type,
+                      height=size[0] if size else 0,
+                      width=size[1] if size else 0)
 

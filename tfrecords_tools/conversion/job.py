@@ -9,7 +9,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -17,6 +17,7 @@ import tensorflow as tf
 from cvrl import files
 from tfrecords_tools.conversion import beam_runner
 from tfrecords_tools.conversion import progress as progress_lib
+from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import video_frames
@@ -36,7 +37,8 @@ def _is_kinetics_csv(path: str) -> bool:
   return 'youtube_id' in header
 
 
-def read_tasks(input_csv, video_root, split) -> List[sources.VideoTask]:
+def read_tasks(input_csv, video_root, split,
+               csv_header: str = 'auto') -> List[sources.VideoTask]:
   if input_csv:
     if not files.is_file(input_csv):
       raise UsageError(f'--input_csv {input_csv!r} does not exist')
@@ -44,7 +46,8 @@ def read_tasks(input_csv, video_root, split) -> List[sources.VideoTask]:
       if not video_root:
         raise UsageError('--video_root is required with a Kinetics CSV')
       return sources.read_kinetics_csv(input_csv, video_root)
-    return sources.read_path_label_csv(input_csv, video_root or '', split)
+    return sources.read_path_label_csv(input_csv, video_root or '', split,
+                                       csv_header)
   if not video_root:
     raise UsageError('give --input_csv or --video_root')
   return sources.read_folder_tree(video_root, split)
@@ -62,22 +65,82 @@ def failure_lines(rows: Sequence[dict], fine: Sequence[str] = (decoder.OK,),
   return lines
 
 
-def check_options(output_dir: str, record: dict) -> None:
-  """A rerun must use the options of the first run, or shards would mix."""
+def check_options(output_dir: str, record: dict,
+                  overwrite: bool = False) -> None:
+  """A rerun must use the options of the first run, or shards would mix;
+  --overwrite replaces them (every shard is then converted again)."""
   path = os.path.join(output_dir, OPTIONS_FILE)
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       previous = json.load(f)
-    if previous != record:
-      changed = sorted(k for k in set(record) | set(previous)
-                       if record.get(k) != previous.get(k))
+    # Older runs recorded the number of videos: the shards' fingerprints
+    # now say which videos they hold.
+    previous.pop('num_videos', None)
+    previous.pop('num_keyframes', None)
+    if previous == record:
+      return
+    changed = sorted(k for k in set(record) | set(previous)
+                     if record.get(k) != previous.get(k))
+    if not overwrite:
       raise UsageError(
           f'{output_dir} holds a conversion made with other options '
-          f'({", ".join(changed)} differ: {previous} vs {record}); use a new '
-          '--output_dir or the same flags')
-  else:
-    with tf.io.gfile.GFile(path, 'w') as f:
-      json.dump(record, f, sort_keys=True, indent=1)
+          f'({", ".join(changed)} differ: '
+          f'{ {k: previous.get(k) for k in changed} } vs '
+          f'{ {k: record.get(k) for k in changed} }); nothing was changed. '
+          'Rerun with --overwrite to convert again with these options, or '
+          'use a new --output_dir or the same flags')
+    logging.warning('--overwrite: options %s change; every shard is '
+                    'converted again', ', '.join(changed))
+  with tf.io.gfile.GFile(path, 'w') as f:
+    json.dump(record, f, sort_keys=True, indent=1)
+
+
+def _other_shards(output_dir: str, specs) -> List[str]:
+  """Shard files of the plan's splits that this plan does not write."""
+  planned = {s.filename for s in specs}
+  found = []
+  for split in sorted({s.split for s in specs}):
+    for path in tf.io.gfile.glob(os.path.join(output_dir,
+                                              f'{split}-*-of-*.tfrecord')):
+      if os.path.basename(path) not in planned:
+        found.append(os.path.basename(path))
+  return found
+
+
+def plan_rerun(specs: Sequence[shards.ShardSpec], output_dir: str,
+               record: dict, overwrite: bool) -> List[int]:
+  """Fingerprints the shards; returns those to convert (`rerun`'s rules).
+
+  Raises RerunError saying what differs when inputs changed and not
+  overwrite; with overwrite, the shards of an earlier plan that this one
+  does not write are removed.
+  """
+  differences, pending = [], []
+  for i, spec in enumerate(specs):
+    spec.inputs = rerun.fingerprint(spec.tasks, record)
+    check = rerun.check_shard(output_dir, spec, spec.inputs,
+                              shards.MANIFEST_DIR)
+    if check.difference:
+      differences.append(check.difference)
+    if not check.keep:
+      pending.append(i)
+  others = _other_shards(output_dir, specs)
+  if others:
+    differences.append(f'{len(others)} shards of an earlier conversion '
+                       f'that this one would not write, e.g. {others[0]}')
+  if differences and not overwrite:
+    raise rerun.refusal(output_dir, differences)
+  for name in others:
+    for path in (os.path.join(output_dir, name),
+                 os.path.join(output_dir, shards.MANIFEST_DIR,
+                              name + '.jsonl'),
+                 os.path.join(output_dir, shards.MANIFEST_DIR,
+                              name + rerun.INPUTS_SUFFIX)):
+      if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+  if differences:
+    logging.warning('--overwrite: %s', '; '.join(differences))
+  return pending
 
 
 def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
@@ -128,14 +191,20 @@ def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
              runner: str, workers: int, beam_args: Sequence[str] = (),
              convert_fn: Callable = video_frames.convert_video,
              encode: Callable = shards.encode_video,
-             unit: str = 'videos') -> List[dict]:
-  """Writes the shards of `specs` that are not complete yet (removing what
-  a killed run left), then the manifest; returns its rows."""
+             unit: str = 'videos', record: Optional[dict] = None,
+             overwrite: bool = False) -> List[dict]:
+  """Writes the shards of `specs` that a rerun may not keep (removing what
+  a killed run left; `plan_rerun`), then the manifest; returns its rows.
+
+  record: the options that the shards' fingerprints cover (default: the
+  conversion options).
+  """
   stale = shards.remove_stale_temporaries(output_dir)
   if stale:
     logging.info('removed %d temporary files of an interrupted run', stale)
-  pending = [i for i, s in enumerate(specs)
-             if not shards.is_complete(output_dir, s)]
+  if record is None:
+    record = dataclasses.asdict(options)
+  pending = plan_rerun(specs, output_dir, record, overwrite)
   done = len(specs) - len(pending)
   if done:
     logging.info('resuming: %d of %d shards already complete', done,
@@ -151,28 +220,40 @@ def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
   return shards.write_manifest(output_dir, specs)
 
 
+def prepare_output_dir(output_dir: str) -> None:
+  """Creates the output folder, or says in one line why it cannot."""
+  try:
+    tf.io.gfile.makedirs(output_dir)
+  except tf.errors.OpError as e:
+    raise UsageError(f'--output_dir {output_dir!r} cannot be created: '
+                     f'{e.message}') from e
+  if not tf.io.gfile.isdir(output_dir) and '://' not in output_dir:
+    raise UsageError(f'--output_dir {output_dir!r} is not a folder')
+
+
 def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
             label_map: Sequence[str],
             options: video_frames.ConversionOptions, num_shards: int,
             runner: str = 'local', workers: int = 1,
-            beam_args: Sequence[str] = ()) -> dict:
-  """Converts `tasks` into `output_dir`, resuming any earlier partial run.
+            beam_args: Sequence[str] = (), overwrite: bool = False) -> dict:
+  """Converts `tasks` into `output_dir`, resuming any earlier partial run
+  of the same inputs (refusing other inputs unless overwrite; `rerun`).
 
   Returns:
     {'counts': per-status counts, 'frames': frames written, 'rows': manifest}.
   """
   tasks = sources.assign_labels(tasks, label_map)
-  tf.io.gfile.makedirs(output_dir)
+  prepare_output_dir(output_dir)
   record = dataclasses.asdict(options)
-  record.update(num_shards=num_shards, num_videos=len(tasks),
-                label_map=list(label_map))
-  check_options(output_dir, record)
-  label_map_path = os.path.join(output_dir, shards.LABEL_MAP_FILE)
-  with tf.io.gfile.GFile(label_map_path, 'w') as f:
-    f.write(''.join(f'{name}\n' for name in label_map))
-
-  specs = shards.plan_shards(tasks, num_shards)
-  rows = run_plan(specs, output_dir, options, runner, workers, beam_args)
+  record.update(num_shards=num_shards, label_map=list(label_map))
+  with rerun.Lock(output_dir):
+    check_options(output_dir, record, overwrite)
+    specs = shards.plan_shards(tasks, num_shards)
+    label_map_path = os.path.join(output_dir, shards.LABEL_MAP_FILE)
+    rows = run_plan(specs, output_dir, options, runner, workers, beam_args,
+                    record=record, overwrite=overwrite)
+    with tf.io.gfile.GFile(label_map_path, 'w') as f:
+      f.write(''.join(f'{name}\n' for name in label_map))
   counts = video_frames.summarize(rows)
   frames = sum(r['frames'] for r in rows if r['status'] == decoder.OK)
   return {'counts': counts, 'frames': frames, 'rows': rows}

@@ -19,6 +19,7 @@ from cvrl.data import features
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import video_frames
 from tfrecords_tools.conversion import decoder
+from tfrecords_tools.conversion import rerun
 
 MANIFEST_DIR = '.manifest'
 MANIFEST_FILE = 'manifest.jsonl'
@@ -32,6 +33,9 @@ class ShardSpec:
   index: int
   count: int
   tasks: List[sources.VideoTask]
+  # Fingerprint of the tasks and options (`rerun.fingerprint`), written
+  # beside the manifest piece when the shard commits.
+  inputs: str = ''
 
   @property
   def filename(self) -> str:
@@ -178,6 +182,9 @@ class ShardWriter:
     self._writer.close()
     final = os.path.join(self._dir, self._spec.filename)
     tf.io.gfile.rename(self._tmp, final, overwrite=True)
+    if self._spec.inputs:  # before the piece, which marks completion
+      rerun.write_fingerprint(self._dir, MANIFEST_DIR, self._spec.filename,
+                              self._spec.inputs)
     write_jsonl(os.path.join(self._dir, self._spec.manifest_piece), self.rows)
 
 

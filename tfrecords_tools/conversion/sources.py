@@ -111,14 +111,50 @@ def read_kinetics_csv(csv_path: str, video_root: str) -> List[VideoTask]:
   return tasks
 
 
-def read_path_label_csv(csv_path: str, video_root: str,
-                        split: str) -> List[VideoTask]:
-  """Tasks from `path,label` rows; relative paths are under `video_root`."""
+# Header names of a `path,label` CSV's two columns (lower case).
+PATH_COLUMNS = ('path', 'filename', 'file_name', 'file', 'video', 'video_path',
+                'video_id', 'name')
+LABEL_COLUMNS = ('label', 'class', 'class_name', 'category', 'action')
+CSV_HEADER = ('auto', 'yes', 'no')
+
+
+def _is_header(row: Sequence[str]) -> bool:
+  names = [c.strip().lower() for c in row[:2]]
+  return (len(names) == 2 and names[0] in PATH_COLUMNS
+          and names[1] in LABEL_COLUMNS)
+
+
+def read_path_label_csv(csv_path: str, video_root: str, split: str,
+                        header: str = 'auto') -> List[VideoTask]:
+  """Tasks from `path,label` rows; relative paths are under `video_root`.
+
+  header: 'yes' (the first row names the columns), 'no' (it is a video),
+  or 'auto': a first row whose path is not a video file name and whose two
+  fields are known column names (`PATH_COLUMNS`, `LABEL_COLUMNS`) is the
+  header; a first row that is neither that nor a video stops the job (a
+  header must never become a video and a class).
+  """
+  if header not in CSV_HEADER:
+    raise SourceError(f'--csv_header={header!r}: expected one of '
+                      f'{CSV_HEADER}')
   rows = _read_csv_rows(csv_path)
-  if rows and [c.strip().lower() for c in rows[0][:2]] == ['path', 'label']:
-    rows = rows[1:]
+  first = 1
+  if rows and header == 'yes':
+    rows, first = rows[1:], 2
+  elif rows and header == 'auto':
+    path = rows[0][0].strip()
+    if not _is_video(path) and _is_header(rows[0]):
+      rows, first = rows[1:], 2
+    elif not _is_video(path) and not files.is_file(
+        path if os.path.isabs(path) else os.path.join(video_root, path)):
+      raise SourceError(
+          f'{csv_path}:1: first row {rows[0][:2]} is neither a video (no '
+          f'video extension {VIDEO_EXTENSIONS[:4]}..., and no such file) nor '
+          f'a header naming a path column {PATH_COLUMNS[:4]}... and a label '
+          f'column {LABEL_COLUMNS[:3]}...; give --csv_header=yes or '
+          '--csv_header=no')
   tasks = []
-  for line_no, row in enumerate(rows, start=1):
+  for line_no, row in enumerate(rows, start=first):
     if len(row) < 2:
       raise SourceError(
           f'{csv_path}:{line_no}: expected "path,label", got {row}')

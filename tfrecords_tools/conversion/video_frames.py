@@ -76,7 +76,11 @@ def convert_video(task: sources.VideoTask,
                                     short_side=options.short_side,
                                     start_s=task.start_s, end_s=task.end_s)
   try:
-    decoded = vd.decode_video(task.path, decode_options)
+    # Frames become JPEGs as they are decoded: memory grows with the
+    # encoded video, not with its raw frames (~10x less).
+    decoded = vd.decode_video(
+        task.path, decode_options,
+        lambda rgb: encode_jpeg(rgb, options.jpeg_quality))
   except vd.UnreadableVideoError as e:
     return _failed(task, vd.UNREADABLE, str(e))
   except Exception as e:  # pylint: disable=broad-except
@@ -92,8 +96,8 @@ def convert_video(task: sources.VideoTask,
     return _failed(task, vd.TOO_SHORT,
                    f'{len(decoded.frames)} frames{window}, need at least '
                    f'{max(1, options.min_frames)}')
-  height, width = decoded.frames[0].shape[:2]
-  jpegs = [encode_jpeg(f, options.jpeg_quality) for f in decoded.frames]
+  height, width = decoded.height, decoded.width
+  jpegs = decoded.frames
   error = ''
   if decoded.error:  # kept partial
     error = f'kept {len(jpegs)} frames before: {decoded.error}'

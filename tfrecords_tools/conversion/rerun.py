@@ -1,0 +1,212 @@
+"""What a conversion rerun may keep, and one job per output folder.
+
+Every shard carries the fingerprint of what it was made from: its tasks
+(clip ids, paths, labels, trim times; AVA: keyframes, boxes, proposals) and
+the options, in `.manifest/<shard>.inputs`, written before the manifest
+piece that marks the shard complete. On a rerun, per shard of the plan:
+
+  same fingerprint, no failed row       kept (resume: byte-identical)
+  same fingerprint, failed rows         converted again: a file fixed in
+                                        place, or copied in, now converts
+  other paths only on rows that failed  converted again (a corrected
+                                        --video_root)
+  anything else different               the job refuses, saying what
+                                        differs, unless --overwrite
+
+and shards of an earlier plan that this one does not write (another
+--num_shards) are reported, and with --overwrite removed. A refusal
+touches nothing. Shards written before fingerprints existed are adopted
+when their manifest rows name the same clips, paths and labels.
+
+`Lock`: a conversion holds `<output_dir>/.conversion.lock` (host, pid,
+start time); a second job into the same folder stops with a message naming
+the holder. A lock left by a process of this host that is gone is taken
+over; one of another host is reported with how to remove it.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import time
+from typing import Dict, List, Optional, Sequence
+
+import tensorflow as tf
+
+from tfrecords_tools.conversion import decoder
+
+INPUTS_SUFFIX = '.inputs'
+LOCK_FILE = '.conversion.lock'
+# Failures that a fixed path or file cures: converted again on a rerun.
+RETRY_STATUSES = (decoder.MISSING, decoder.UNREADABLE, decoder.CORRUPT)
+
+
+class RerunError(ValueError):
+  """The output folder holds a conversion of other inputs or options."""
+
+
+def fingerprint(tasks: Sequence, options_record: Dict) -> str:
+  """sha256 of a shard's tasks (frozen dataclasses: a stable repr) and the
+  conversion's options."""
+  digest = hashlib.sha256(json.dumps(options_record, sort_keys=True)
+                          .encode('utf-8'))
+  for task in tasks:
+    digest.update(repr(dataclasses.astuple(task)).encode('utf-8'))
+  return digest.hexdigest()
+
+
+def _read(path: str) -> Optional[str]:
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return f.read().strip()
+
+
+def _rows(path: str) -> List[Dict]:
+  with tf.io.gfile.GFile(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+@dataclasses.dataclass
+class ShardCheck:
+  """What a rerun does with one shard: keep, convert, or a difference."""
+  keep: bool
+  difference: str = ''  # set when only --overwrite may replace it
+
+
+def check_shard(output_dir: str, spec, digest: str, manifest_dir: str
+                ) -> ShardCheck:
+  """keep / convert again / refuse, for one shard of the plan."""
+  shard = os.path.join(output_dir, spec.filename)
+  piece = os.path.join(output_dir, manifest_dir, spec.filename + '.jsonl')
+  if not (tf.io.gfile.exists(shard) and tf.io.gfile.exists(piece)):
+    return ShardCheck(keep=False)  # never finished: (re)written
+  rows = _rows(piece)
+  failed = any(r.get('status') in RETRY_STATUSES for r in rows)
+  stored = _read(os.path.join(output_dir, manifest_dir,
+                              spec.filename + INPUTS_SUFFIX))
+  if stored == digest:
+    return ShardCheck(keep=not failed)
+  # Inputs differ (or a shard from before fingerprints): allowed only when
+  # every row names the same clip and label, and a path differs only where
+  # the row failed. Chunked sources (AVA) compare their chunk ids.
+  ids = [r.get('id') for r in rows]
+  tasks = list(spec.tasks)
+  wanted = [getattr(t, 'clip_id', None) for t in tasks]
+  if hasattr(tasks[0], 'keyframes'):  # AVA chunks: one row per keyframe
+    if stored is None and len(rows) == sum(len(t.keyframes) for t in tasks):
+      return ShardCheck(keep=not failed)
+    return ShardCheck(False, f'{spec.filename}: other keyframes, boxes or '
+                      'movie paths')
+  if len(rows) != len(tasks) or ids != wanted:
+    added = sorted(set(wanted) - set(ids))
+    removed = sorted(set(ids) - set(wanted))
+    return ShardCheck(False, f'{spec.filename}: other videos ('
+                      f'{len(added)} new, e.g. {added[:2]}; {len(removed)} '
+                      f'gone, e.g. {removed[:2]})')
+  for row, task in zip(rows, tasks):
+    if row.get('label', task.label) != task.label:
+      return ShardCheck(False, f'{spec.filename}: {task.clip_id} was '
+                        f'labelled {row.get("label")!r}, now {task.label!r}')
+    if row.get('path') != task.path and row.get('status') not in (
+        RETRY_STATUSES):
+      return ShardCheck(False, f'{spec.filename}: {task.clip_id} converted '
+                        f'from {row.get("path")!r}, now {task.path!r}')
+  if stored is None and not failed:
+    return ShardCheck(keep=True)  # written before fingerprints: adopted
+  return ShardCheck(keep=False)  # failed rows with corrected paths: retried
+
+
+def write_fingerprint(output_dir: str, manifest_dir: str, filename: str,
+                      digest: str) -> None:
+  path = os.path.join(output_dir, manifest_dir, filename + INPUTS_SUFFIX)
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(digest + '\n')
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def refusal(output_dir: str, differences: Sequence[str]) -> RerunError:
+  shown = '; '.join(differences[:3])
+  more = (f' (and {len(differences) - 3} more shards)'
+          if len(differences) > 3 else '')
+  return RerunError(
+      f'{output_dir} holds a conversion of other inputs: {shown}{more}. '
+      'Nothing was changed. Rerun with --overwrite to convert these inputs '
+      'into it (shards whose inputs are unchanged are kept), or give a new '
+      '--output_dir')
+
+
+class Lock:
+  """One conversion per output folder (see the module doc)."""
+
+  def __init__(self, output_dir: str, clock=time.time):
+    self.path = os.path.join(output_dir, LOCK_FILE)
+    self._clock = clock
+    self._held = False
+
+  def _holder(self) -> Optional[Dict]:
+    text = _read(self.path)
+    if text is None:
+      return None
+    try:
+      return json.loads(text)
+    except ValueError:
+      return {'host': '?', 'pid': -1, 'started': 0}
+
+  @staticmethod
+  def _alive(pid: int) -> bool:
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    except PermissionError:
+      return True
+    return True
+
+  def acquire(self) -> None:
+    me = {'host': socket.gethostname(), 'pid': os.getpid(),
+          'started': self._clock()}
+    holder = self._holder()
+    if holder is not None:
+      same_host = holder.get('host') == me['host']
+      if not same_host or self._alive(int(holder.get('pid', -1))):
+        since = time.strftime('%Y-%m-%d %H:%M:%S',
+                              time.localtime(holder.get('started', 0)))
+        where = ('this host' if same_host else
+                 f'host {holder.get("host")!r}')
+        raise RerunError(
+            f'{os.path.dirname(self.path)} is being converted by another job '
+            f'(pid {holder.get("pid")} on {where}, since {since}); wait for '
+            f'it, or delete {self.path} if that job is gone')
+    text = json.dumps(me)
+    if '://' in self.path:
+      with tf.io.gfile.GFile(self.path, 'w') as f:
+        f.write(text)
+    else:
+      # Local: O_EXCL, so two jobs starting together cannot both win (a
+      # stale lock found above is removed first).
+      if holder is not None and tf.io.gfile.exists(self.path):
+        tf.io.gfile.remove(self.path)
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError as e:
+        raise RerunError(f'{os.path.dirname(self.path)} is being converted '
+                         'by another job that started at the same moment'
+                         ) from e
+      with os.fdopen(fd, 'w') as f:
+        f.write(text)
+    self._held = True
+
+  def release(self) -> None:
+    if self._held and tf.io.gfile.exists(self.path):
+      tf.io.gfile.remove(self.path)
+    self._held = False
+
+  def __enter__(self):
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc):
+    self.release()
