@@ -195,3 +195,46 @@ def test_beam_counts_what_it_converted(synthetic_videos, labels, tmp_path):
   counters = beam_runner.run(specs, [0, 1], str(tmp_path / 'out'), OPTIONS,
                              [])
   assert counters == {'tasks': 4, 'ok': 3, 'missing': 1}
+
+
+def test_streamed_records_are_what_protobuf_and_tf_write(tmp_path):
+  # The shard writer serialises a video's SequenceExample from its spill
+  # file and frames it itself: the bytes must be protobuf's deterministic
+  # serialisation, framed as tf.io.TFRecordWriter frames it.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from cvrl.data import features  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools.conversion import records  # pylint: disable=g-import-not-at-top
+  from tfrecords_tools.conversion import shards  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  jpegs = [bytes(rng.integers(0, 256, n, np.uint8)) for n in
+           (0, 1, 127, 128, 300, 20_000)]
+  context = {features.CLIP_ID_KEY: shards.bytes_feature([b'a/b.mp4']),
+             features.NUM_FRAMES_KEY: shards.int64_feature([6]),
+             features.FPS_KEY: shards.float_feature([25.0])}
+  want = tf.train.SequenceExample(
+      context=tf.train.Features(feature=context),
+      feature_lists=tf.train.FeatureLists(feature_list={
+          features.IMAGE_KEY: tf.train.FeatureList(feature=[
+              shards.bytes_feature([j]) for j in jpegs])})
+  ).SerializeToString(deterministic=True)
+  store = records.Frames()
+  order = [store.add(j) for j in jpegs] + [2]  # a repeated frame
+  want_repeated = tf.train.SequenceExample.FromString(want)
+  want_repeated.feature_lists.feature_list[features.IMAGE_KEY].feature.add(
+  ).bytes_list.value.append(jpegs[2])
+  clip = records.Clip(store, order)
+  streamed = records.clip_record(context, clip.sizes(), clip.read)
+  assert shards.serialize_clip(context, jpegs) == want
+  reference = str(tmp_path / 'reference.tfrecord')
+  with tf.io.TFRecordWriter(reference) as writer:
+    writer.write(want)
+    writer.write(want_repeated.SerializeToString(deterministic=True))
+  ours = records.RecordFile(str(tmp_path / 'ours.tfrecord'))
+  ours.write(want)
+  ours.write(streamed)
+  ours.close()
+  assert (tmp_path / 'ours.tfrecord').read_bytes() == (
+      tmp_path / 'reference.tfrecord').read_bytes()
+  clip.close()
+  assert not os.path.exists(store.path)

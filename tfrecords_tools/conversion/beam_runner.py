@@ -7,10 +7,12 @@ local run writes, byte for byte, on DirectRunner here or Dataflow / Flink /
 Spark with the user's pipeline options.
 """
 
+import dataclasses
 from typing import Callable, Dict, List, Sequence
 
 from absl import logging
 
+from tfrecords_tools.conversion import records
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import video_frames
 
@@ -29,6 +31,10 @@ def _convert(item, options, convert_fn):
   from apache_beam.metrics import Metrics  # pylint: disable=g-import-not-at-top
   shard_index, position, task = item
   result = convert_fn(task, options)
+  if isinstance(getattr(result, 'jpegs', None), records.Clip):
+    # Frames spilled to this worker's disk travel in memory to the worker
+    # that writes the shard.
+    result = dataclasses.replace(result, jpegs=result.jpegs.load())
   Metrics.counter('cvrl_convert', 'tasks').inc()
   for status in _statuses(result):
     Metrics.counter('cvrl_convert', status).inc()

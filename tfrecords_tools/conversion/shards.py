@@ -19,6 +19,7 @@ from cvrl.data import features
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import video_frames
 from tfrecords_tools.conversion import decoder
+from tfrecords_tools.conversion import records
 from tfrecords_tools.conversion import rerun
 
 MANIFEST_DIR = '.manifest'
@@ -85,18 +86,16 @@ def float_feature(values: Iterable[float]) -> tf.train.Feature:
 def serialize_clip(context: Dict[str, tf.train.Feature],
                    jpegs: Sequence[bytes]) -> bytes:
   """A SequenceExample of `context` and one JPEG per frame under IMAGE_KEY,
-  serialised deterministically (map fields in a stable order across runs),
-  so reruns write byte-identical shards."""
-  frames = tf.train.FeatureList(feature=[bytes_feature([j]) for j in jpegs])
-  example = tf.train.SequenceExample(
-      context=tf.train.Features(feature=context),
-      feature_lists=tf.train.FeatureLists(
-          feature_list={features.IMAGE_KEY: frames}))
-  return example.SerializeToString(deterministic=True)
+  serialised as protobuf's deterministic serialisation (map fields in a
+  stable order), so reruns write byte-identical shards."""
+  _, chunks = records.clip_record(context, [len(j) for j in jpegs],
+                                  lambda: iter(jpegs))
+  return b''.join(chunks())
 
 
-def build_sequence_example(result: video_frames.VideoResult) -> bytes:
-  """Serialised tf.train.SequenceExample with the keys of `features`."""
+def video_context(result: video_frames.VideoResult
+                  ) -> Dict[str, tf.train.Feature]:
+  """The context features of a converted video (keys of `features`)."""
   task = result.task
   context = {
       features.LABEL_INDEX_KEY: int64_feature([task.label_index]),
@@ -111,7 +110,18 @@ def build_sequence_example(result: video_frames.VideoResult) -> bytes:
       features.HEIGHT_KEY: int64_feature([result.height]),
       features.WIDTH_KEY: int64_feature([result.width]),
   }
-  return serialize_clip(context, result.jpegs)
+  return context
+
+
+def build_sequence_example(result: video_frames.VideoResult
+                           ) -> records.Record:
+  """The video's tf.train.SequenceExample: bytes, or, for frames in a spill
+  file, (length, chunks) that the shard writer streams."""
+  context = video_context(result)
+  clip = result.jpegs
+  if isinstance(clip, records.Clip):
+    return records.clip_record(context, clip.sizes(), clip.read)
+  return serialize_clip(context, clip)
 
 
 # What a shard writer makes of one converted task: its serialised records,
@@ -164,16 +174,18 @@ class ShardWriter:
     tf.io.gfile.makedirs(os.path.join(output_dir, MANIFEST_DIR))
     suffix = f'{_TMP_MARK}{os.getpid()}'
     self._tmp = os.path.join(output_dir, spec.filename + suffix)
-    self._writer = tf.io.TFRecordWriter(self._tmp)
+    self._writer = records.RecordFile(self._tmp)
     self.rows: List[Dict] = []
     self.frames = 0
     self.tasks_added = 0
 
   def add(self, result) -> None:
     """Writes a converted task's records (`encode` says which)."""
-    records, rows, frames = self._encode(result)
-    for record in records:
+    encoded, rows, frames = self._encode(result)
+    for record in encoded:
       self._writer.write(record)
+    if isinstance(getattr(result, 'jpegs', None), records.Clip):
+      result.jpegs.close()  # written: the spill file goes
     self.frames += frames
     self.rows.extend(rows)
     self.tasks_added += 1

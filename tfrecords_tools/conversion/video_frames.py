@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence
 from PIL import Image
 
 from cvrl import files
+from tfrecords_tools.conversion import records
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import decoder as vd
 
@@ -75,18 +76,30 @@ def convert_video(task: sources.VideoTask,
   decode_options = vd.DecodeOptions(fps=options.fps,
                                     short_side=options.short_side,
                                     start_s=task.start_s, end_s=task.end_s)
+  # Frames become JPEGs as they are decoded and go to a local spill file:
+  # a worker holds one raw frame at a time, whatever the video's length,
+  # and the shard writer streams the record from the file.
+  store = records.Frames()
   try:
-    # Frames become JPEGs as they are decoded: memory grows with the
-    # encoded video, not with its raw frames (~10x less).
     decoded = vd.decode_video(
         task.path, decode_options,
-        lambda rgb: encode_jpeg(rgb, options.jpeg_quality))
+        lambda rgb: store.add(encode_jpeg(rgb, options.jpeg_quality)))
   except vd.UnreadableVideoError as e:
+    store.close()
     return _failed(task, vd.UNREADABLE, str(e))
   except Exception as e:  # pylint: disable=broad-except
     # A decoder bug on one file must not stop a 600k-video job.
+    store.close()
     return _failed(task, vd.UNREADABLE, f'{type(e).__name__}: {e}')
+  result = _result(task, decoded, options, records.Clip(store,
+                                                        decoded.frames))
+  if result.status != vd.OK:
+    store.close()
+  return result
 
+
+def _result(task, decoded, options, clip) -> VideoResult:
+  """The status of a decoded video, its frames (`clip`) if it is kept."""
   if decoded.error and not (options.keep_partial and decoded.frames):
     return _failed(task, vd.CORRUPT, decoded.error, len(decoded.frames))
   if len(decoded.frames) < max(1, options.min_frames):
@@ -97,7 +110,7 @@ def convert_video(task: sources.VideoTask,
                    f'{len(decoded.frames)} frames{window}, need at least '
                    f'{max(1, options.min_frames)}')
   height, width = decoded.height, decoded.width
-  jpegs = decoded.frames
+  jpegs = clip
   error = ''
   if decoded.error:  # kept partial
     error = f'kept {len(jpegs)} frames before: {decoded.error}'
