@@ -3,7 +3,8 @@
 # real mp4 files, convert it to TFRecords with the real converter, inspect it,
 # pretrain the small R3D with CVRL, then linear-evaluate the pretrained encoder
 # and, as the baseline, the same encoder with random weights, and print both
-# top-1 accuracies with the margin. Everything goes to demo_output/ (or $1).
+# top-1 accuracies with the margin, and both encoders' retrieval R@1 / R@5.
+# Everything goes to demo_output/ (or $1).
 # CVRL_DEMO_QUICK=1 runs a few steps of each stage (the end-to-end test).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,12 +20,12 @@ if [[ "${CVRL_DEMO_QUICK:-0}" == 1 ]]; then
   linear_extra=',trainer.train_steps=6,trainer.steps_per_loop=3,trainer.summary_interval=3,trainer.checkpoint_interval=6,trainer.validation_interval=6'
 fi
 
-echo "== 1/6 synthetic videos -> $OUT/videos"
+echo "== 1/7 synthetic videos -> $OUT/videos"
 $PY -m tfrecords_tools.make_synthetic --output_dir="$OUT/videos" \
     --videos_per_class=$videos_per_class --num_frames=48 --size=64 --fps=12 \
     --appearances=1
 
-echo "== 2/6 convert to TFRecords -> $OUT/tfrecords"
+echo "== 2/7 convert to TFRecords -> $OUT/tfrecords"
 for split in train val; do
   $PY -m tfrecords_tools.convert_videos \
       --input_csv="$OUT/videos/$split.csv" --video_root="$OUT/videos" \
@@ -32,7 +33,7 @@ for split in train val; do
       --output_dir="$OUT/tfrecords/$split" --short_side=0 --num_shards=4
 done
 
-echo "== 3/6 inspect and verify"
+echo "== 3/7 inspect and verify"
 for split in train val; do
   $PY -m tfrecords_tools.inspect_tfrecords \
       --pattern="$OUT/tfrecords/$split/$split-*.tfrecord" --verify
@@ -41,23 +42,45 @@ data="task.train_data.input_path=$OUT/tfrecords/train/train-*.tfrecord,task.vali
 
 source scripts/train_job.sh  # run NAME ARGS...
 
-echo "== 4/6 CVRL pretraining (R3D-14, 16x32x32 clips) -> $OUT/pretrain"
+echo "== 4/7 CVRL pretraining (R3D-14, 16x32x32 clips) -> $OUT/pretrain"
 pretrain_start=$(date +%s)
 run pretrain --experiment=cvrl_pretrain_demo --params_override="$data$pretrain_extra"
 pretrain_s=$(( $(date +%s) - pretrain_start ))
 $PY -m cvrl.tools.run_summary --model_dir="$OUT/pretrain"
 
-echo "== 5/6 linear evaluation of the CVRL encoder -> $OUT/linear_cvrl"
+echo "== 5/7 linear evaluation of the CVRL encoder -> $OUT/linear_cvrl"
 run linear_cvrl --experiment=cvrl_linear_eval_demo \
     --params_override="$data,task.init_checkpoint=$OUT/pretrain$linear_extra"
 
-echo "== 6/6 linear evaluation of the random encoder -> $OUT/linear_random"
+echo "== 6/7 linear evaluation of the random encoder -> $OUT/linear_random"
 run linear_random --experiment=cvrl_linear_eval_demo \
     --params_override="$data,task.init_checkpoint=,task.random_backbone=true$linear_extra"
+
+echo "== 7/7 features of both encoders -> retrieval, projector ($OUT/features)"
+for encoder in cvrl random; do
+  checkpoint=$OUT/pretrain; [[ $encoder == random ]] && checkpoint=random_init
+  for split in train val; do
+    extra=()
+    [[ $encoder == cvrl && $split == val ]] && extra=(
+        --projector_dir="$OUT/projector" --label_map="$OUT/tfrecords/val/label_map.txt")
+    $PY -m cvrl.tools.export_features --experiment=cvrl_linear_eval_demo \
+        --checkpoint="$checkpoint" --num_clips=4 \
+        --pattern="$OUT/tfrecords/$split/$split-*.tfrecord" \
+        --output="$OUT/features/${encoder}_$split.npz" "${extra[@]}" \
+        > "$OUT/features_${encoder}_$split.log" 2>&1 \
+      || { tail -20 "$OUT/features_${encoder}_$split.log"; exit 1; }
+  done
+done
 
 echo
 echo "Linear evaluation on the held-out synthetic videos (8 classes, chance 12.50):"
 $PY -m cvrl.tools.eval_report --runs="CVRL=$OUT/linear_cvrl,random=$OUT/linear_random" --margin
+echo "Retrieval: held-out videos query the training videos (cosine, features averaged over 4 clips):"
+for encoder in cvrl random; do
+  name=CVRL; [[ $encoder == random ]] && name=random
+  $PY -m cvrl.tools.retrieval --name=$name --k=1,5 \
+      --train="$OUT/features/${encoder}_train.npz" --test="$OUT/features/${encoder}_val.npz"
+done
 echo "pretraining: ${pretrain_s}s; logs: $OUT/*.log"
-echo "TensorBoard: tensorboard --logdir=$OUT"
+echo "TensorBoard: tensorboard --logdir=$OUT (embedding projector: --logdir=$OUT/projector)"
 echo "demo: done in $(( $(date +%s) - start ))s"

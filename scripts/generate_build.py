@@ -21,7 +21,7 @@ PACKAGES = ('cvrl', 'tfrecords_tools', 'benchmarks', 'tests')
 # Top-level import name -> pip distribution (setup.py's requirements).
 DISTRIBUTIONS = {
     'absl': 'absl-py', 'apache_beam': 'apache-beam', 'av': 'av',
-    'google_crc32c': 'google-crc32c', 'numpy': 'numpy',
+    'google': 'protobuf', 'google_crc32c': 'google-crc32c', 'numpy': 'numpy',
     'official': 'tf-models-official',
     'orbit': 'tf-models-official', 'PIL': 'pillow', 'pytest': 'pytest',
     # A dependency of tf-models-official (COCO evaluation).

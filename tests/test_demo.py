@@ -23,13 +23,19 @@ def test_demo_runs_end_to_end(tmp_path):
                           timeout=1200, check=False)
   assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
   text = result.stdout
-  for stage in range(1, 7):
-    assert f'== {stage}/6' in text
+  for stage in range(1, 8):
+    assert f'== {stage}/7' in text
   # The table: both encoders' top-1, then the margin of CVRL over random.
   assert re.search(r'^CVRL\s+\d+\.\d\d\s+\d+\.\d\d\s+6$', text, re.M), text
   assert re.search(r'^random\s+\d+\.\d\d\s+\d+\.\d\d\s+6$', text, re.M), text
   assert re.search(r'CVRL - random: [+-]\d+\.\d\d points top-1', text)
   assert 'pretraining:' in text and 'TensorBoard' in text
+  # Retrieval of both encoders, and the projector files of the CVRL one.
+  assert re.search(r'^CVRL\s+R@1\s+\d+\.\d\d\s+R@5\s+\d+\.\d\d$', text, re.M)
+  assert re.search(r'^random\s+R@1\s+\d+\.\d\d\s+R@5\s+\d+\.\d\d$', text,
+                   re.M)
+  assert os.path.exists(os.path.join(out, 'projector',
+                                     'projector_config.pbtxt'))
   # Pretraining evaluated with the kNN monitor; the linear evaluations
   # restored the pretrained backbone (checked), the baseline did not.
   validation = reports.read_scalars(os.path.join(out, 'pretrain',

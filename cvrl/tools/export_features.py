@@ -21,7 +21,9 @@ from absl import flags
 
 from official.common import flags as tfm_flags
 
+from cvrl import files
 from cvrl.eval import feature_export
+from cvrl.eval import projector
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
 from cvrl.configs import launch
 from cvrl.modeling import checkpoint_restore
@@ -37,6 +39,12 @@ _NUM_CROPS = flags.DEFINE_integer('num_crops', 1, 'Crops per clip: 1 or 3.')
 _AVERAGE = flags.DEFINE_bool('average_views', True,
                              'Average the views of a video into one feature.')
 _BATCH = flags.DEFINE_integer('batch_size', 8, 'Videos per batch.')
+_PROJECTOR_DIR = flags.DEFINE_string(
+    'projector_dir', None, 'Also write the features for TensorBoard\'s '
+    'embedding projector here (tensorboard --logdir=DIR, tab PROJECTOR).')
+_LABEL_MAP = flags.DEFINE_string(
+    'label_map', None, 'label_map.txt of the records (class names for the '
+    'projector; default: the label indices).')
 _VIEW_SIZE = flags.DEFINE_integer(
     'view_size', 0, 'Short side of the views, cropped square (0: the size '
     'the experiment evaluates at: its test short side, or for a pretraining '
@@ -61,6 +69,19 @@ def main(argv):
   except (checkpoint_restore.RestoreError, ValueError) as e:
     print(f'export_features: error: {e}', file=sys.stderr)
     return 1
+  if _PROJECTOR_DIR.value:
+    arrays = files.load_npz(_OUTPUT.value)
+    names = None
+    if _LABEL_MAP.value:  # label_map.txt: one class a line, index = line
+      with files.open_file(_LABEL_MAP.value) as f:
+        names = [line.rstrip('\n') for line in f if line.strip()]
+    features = arrays['features']
+    if features.ndim == 3:  # --noaverage_views: one point per video
+      features = features.mean(axis=1)
+    config = projector.write(_PROJECTOR_DIR.value, features,
+                             arrays['labels'], arrays['ids'], names)
+    print(f'export_features: projector: {config} (tensorboard '
+          f'--logdir={_PROJECTOR_DIR.value})')
   print(f"export_features: {summary['videos']} videos, views of "
         f"{summary['num_frames']} x {summary['view_size']} x "
         f"{summary['view_size']}, features {summary['shape']} from "

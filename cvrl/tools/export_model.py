@@ -1,0 +1,66 @@
+r"""Exports a pretrained encoder as a TF SavedModel (no project code needed).
+
+  python -m cvrl.tools.export_model --experiment=cvrl_linear_eval_k400 \
+      --checkpoint=gs://BUCKET/cvrl/pretrain_k400 --output_dir=gs://BUCKET/r3d50_savedmodel
+  # a classification run with its classifier head (adds 'logits'):
+  python -m cvrl.tools.export_model --experiment=cvrl_linear_eval_k400 \
+      --checkpoint=gs://BUCKET/cvrl/linear_k400 --with_head --output_dir=...
+
+Then, anywhere with TensorFlow:
+  encoder = tf.saved_model.load(PATH)
+  features = encoder.signatures['serving_default'](clips=uint8_clips)['features']
+  layer = tensorflow_hub.KerasLayer(PATH, trainable=True)   # to fine-tune
+
+The experiment (plus --config_file / --params_override) says the backbone,
+the clip length and the view size (its evaluation view; --size overrides);
+--checkpoint=random_init exports the randomly initialised backbone.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from official.common import flags as tfm_flags
+
+from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
+from cvrl.configs import base
+from cvrl.configs import launch
+from cvrl.eval import saved_model
+from cvrl.modeling import checkpoint_restore
+
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', None, "Checkpoint prefix or folder; 'random_init': the "
+    'backbone at its random initialisation.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None,
+                                  'Folder of the SavedModel to write.')
+_WITH_HEAD = flags.DEFINE_bool('with_head', False,
+                               'Include a classification run\'s head.')
+_SIZE = flags.DEFINE_integer('size', 0, 'Height and width of the clips (0: '
+                             'the experiment\'s evaluation view size).')
+
+
+def main(argv):
+  del argv
+  for name in ('experiment', 'checkpoint', 'output_dir'):
+    if not getattr(flags.FLAGS, name):
+      raise app.UsageError(f'--{name} is required')
+  try:
+    params = launch.parse_flags(flags.FLAGS)
+    launch.prepare(params, training=False)
+    encoder = saved_model.build_encoder(params, _CHECKPOINT.value,
+                                        _WITH_HEAD.value, _SIZE.value)
+    saved_model.export(encoder, _OUTPUT_DIR.value)
+  except (checkpoint_restore.RestoreError, base.ConfigError,
+          ValueError) as e:
+    print(f'export_model: error: {e}', file=sys.stderr)
+    return 1
+  print(f'export_model: {_OUTPUT_DIR.value}: clips uint8 [batch, '
+        f'{encoder.frames}, {encoder.size}, {encoder.size}, 3] -> features'
+        + (' and logits' if encoder.head is not None else ''))
+  return 0
+
+
+if __name__ == '__main__':
+  tfm_flags.define_flags()
+  app.run(main)
