@@ -43,7 +43,7 @@ $PY -m tfrecords_tools.inspect_tfrecords --ava \
     --pattern="$AVA/tfrecords/train/train-*.tfrecord" \
     --label_map="$AVA/annotations/ava_action_list_v2.2.pbtxt" \
     --draw_keyframe="$AVA/keyframe.png"
-data="task.train_data.input_path=$AVA/tfrecords/train/train-*.tfrecord,task.validation_data.input_path=$AVA/tfrecords/val/val-*.tfrecord,task.evaluated_label_map=$AVA/annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt,task.label_map=$AVA/annotations/ava_action_list_v2.2.pbtxt,task.groundtruth_csv=$AVA/annotations/ava_val_v2.2.csv"
+data="task.train_data.input_path=$AVA/tfrecords/train/train-*.tfrecord,task.validation_data.input_path=$AVA/tfrecords/val/val-*.tfrecord,task.evaluated_label_map=$AVA/annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt,task.label_map=$AVA/annotations/ava_action_list_v2.2.pbtxt,task.groundtruth_csv=$AVA/annotations/ava_val_v2.2.csv,task.excluded_timestamps=$AVA/annotations/ava_val_excluded_timestamps_v2.2.csv"
 
 source scripts/train_job.sh  # run NAME ARGS...
 echo "== 4/5 fine-tune from the CVRL demo checkpoint -> $OUT/ava_cvrl"

@@ -237,6 +237,7 @@ def _params(records, **task_fields):
       notes, 'ava_action_list_v2.2_for_activitynet_2019.pbtxt')
   task.label_map = os.path.join(notes, 'ava_action_list_v2.2.pbtxt')
   task.groundtruth_csv = ''  # the records' boxes (tested apart below)
+  task.excluded_timestamps = ''
   return params
 
 
@@ -499,7 +500,7 @@ def test_runlocal_smoke_test_of_the_paper_recipes(name, records, tmp_path):
            'task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
            'task.model.head.num_classes=5,task.train_data.num_classes=5,'
            'task.validation_data.num_classes=5,task.evaluated_label_map=,'
-           'task.label_map=,task.groundtruth_csv=')
+           'task.label_map=,task.groundtruth_csv=,task.excluded_timestamps=')
   params = launch.parse_experiment(
       name, [os.path.join(REPO_ROOT, 'experiments',
                           'runlocal_detection.yaml')], paths)
@@ -525,3 +526,26 @@ def test_runlocal_smoke_test_of_the_paper_recipes(name, records, tmp_path):
   result = task.reduce_aggregated_logs(task.aggregate_logs(
       None, {k: (v,) for k, v in logs.items()}))
   assert 0.0 <= result['mAP'] <= 1.0
+
+
+def test_excluded_keyframes_of_the_annotation_csv_are_not_misses(records,
+                                                                 tmp_path):
+  # The official evaluator's -e: boxes on an excluded keyframe (which has
+  # no record) are skipped, not counted as misses.
+  csv_path = tmp_path / 'ava_val_v2.2.csv'
+  original = open(os.path.join(records, 'annotations',
+                               'ava_val_v2.2.csv')).read()
+  csv_path.write_text(original + 'lost_movie,0902,0.1,0.1,0.5,0.9,1,0\n')
+  excluded = tmp_path / 'excluded.csv'
+  excluded.write_text('lost_movie,0902\n')
+  params = _params(records)
+  params.task.groundtruth_csv = str(csv_path)
+  params.task.excluded_timestamps = str(excluded)
+  task = task_factory.get_task(params.task, logging_dir=str(tmp_path))
+  model = task.build_model()
+  state = None
+  for batch in task.build_inputs(params.task.validation_data):
+    logs = task.validation_step(batch, model, task.build_metrics(False))
+    state = task.aggregate_logs(state, {k: (v,) for k, v in logs.items()})
+  result = task.reduce_aggregated_logs(state, tf.constant(1))
+  assert result['groundtruth_without_record'] == 0.0

@@ -167,3 +167,23 @@ def test_projector_files_read_back(tmp_path):
   rows = (tmp_path / projector.METADATA).read_text().splitlines()
   assert rows == ['label\tid', 'left\ta.mp4', 'right\tb .mp4',
                   'right\tc.mp4', 'left\td.mp4']
+
+
+def test_classification_run_exports_its_head(exported, tmp_path):
+  from cvrl.modeling import classifier  # pylint: disable=g-import-not-at-top
+  params = _params()
+  model = classifier.build_classifier(params.task)
+  clips = np.load(exported / 'clips.npy')[:4]
+  want = model(tf.constant(clips, tf.float32) / 255.0, training=False)
+  tf.train.Checkpoint(model=model).save(str(tmp_path / 'run' / 'ckpt'))
+  encoder = saved_model.build_encoder(params, str(tmp_path / 'run'),
+                                      with_head=True, size=SIZE)
+  saved_model.export(encoder, str(tmp_path / 'savedmodel'))
+  loaded = tf.saved_model.load(str(tmp_path / 'savedmodel'))
+  out = loaded.signatures['serving_default'](clips=tf.constant(clips))
+  np.testing.assert_allclose(out['logits'].numpy(), want.numpy(), atol=1e-4)
+  assert out['features'].shape == (4, model.backbone.output_shape[-1])
+  with pytest.raises(ValueError, match='classification experiment'):
+    saved_model.build_encoder(
+        exp_factory.get_exp_config('cvrl_pretrain_demo'), 'random_init',
+        with_head=True)

@@ -195,7 +195,8 @@ def _detection(records_root, steps, validation_interval, **task_fields):
                   evaluated_label_map=(f'{notes}/ava_action_list_v2.2_for_'
                                        'activitynet_2019.pbtxt'),
                   label_map=f'{notes}/ava_action_list_v2.2.pbtxt',
-                  groundtruth_csv=f'{notes}/ava_val_v2.2.csv')
+                  groundtruth_csv=f'{notes}/ava_val_v2.2.csv',
+                  excluded_timestamps='')
   task = params.task.replace(**task_fields)
   task.train_data.input_path = f'{records_root}/train/train-*.tfrecord'
   task.validation_data.input_path = f'{records_root}/val/val-*.tfrecord'

@@ -166,7 +166,9 @@ def cvrl_ava_demo() -> cfg.ExperimentConfig:
       evaluated_label_map=(f'{root}/annotations/'
                            'ava_action_list_v2.2_for_activitynet_2019.pbtxt'),
       label_map=f'{root}/annotations/ava_action_list_v2.2.pbtxt',
-      groundtruth_csv=f'{root}/annotations/ava_val_v2.2.csv')
+      groundtruth_csv=f'{root}/annotations/ava_val_v2.2.csv',
+      excluded_timestamps=(f'{root}/annotations/'
+                           'ava_val_excluded_timestamps_v2.2.csv'))
   return cfg.ExperimentConfig(
       task=task,
       runtime=strategy.RuntimeConfig(),

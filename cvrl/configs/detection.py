@@ -148,7 +148,9 @@ class DetectionTaskConfig(cfg.TaskConfig):
   # the evaluation's ground truth is read from it, as the official
   # evaluator does, so boxes on keyframes that have no record (a movie that
   # failed to download or convert) count as misses and are reported
-  # (metric groundtruth_without_record); empty: the records' boxes.
+  # (metric groundtruth_without_record); empty: the records' boxes. Give
+  # excluded_timestamps with it, as the official evaluator's -e: the
+  # keyframes it lists have no record and must not count as misses.
   groundtruth_csv: str = ''
   l2_weight_decay: float = 1e-7
   init_seed: int = 0
@@ -204,7 +206,9 @@ def ava_detection(init_checkpoint: str = '', random_backbone: bool = False
                            'ava_action_list_v2.2_for_activitynet_2019.pbtxt'),
       label_map=f'{base.BUCKET_ROOT}/ava/annotations/'
                 'ava_action_list_v2.2.pbtxt',
-      groundtruth_csv=f'{base.BUCKET_ROOT}/ava/annotations/ava_val_v2.2.csv')
+      groundtruth_csv=f'{base.BUCKET_ROOT}/ava/annotations/ava_val_v2.2.csv',
+      excluded_timestamps=(f'{base.BUCKET_ROOT}/ava/annotations/'
+                           'ava_val_excluded_timestamps_v2.2.csv'))
   return cfg.ExperimentConfig(
       task=task,
       runtime=strategy.RuntimeConfig(mixed_precision_dtype='auto'),

@@ -150,7 +150,7 @@ class DetectionTask(video_task.VideoTask):
                             for c, p in enumerate(probs))
     return groundtruth, detections
 
-  def annotated_truth(self, evaluated_keys):
+  def annotated_truth(self, evaluated_keys, excluded_keys):
     """(ground truth, boxes without a record) from task.groundtruth_csv:
     every box of the annotation file, as the official evaluator reads it;
     the boxes on keyframes that no record was evaluated for are counted."""
@@ -160,8 +160,9 @@ class DetectionTask(video_task.VideoTask):
       logging.warning('task.groundtruth_csv: %s', problem)
     groundtruth = [(ava_files.keyframe_key(*r.keyframe), r.box, r.action_id)
                    for r in rows]
+    # Excluded keyframes have no record by design and are skipped.
     missing = {(key, box) for key, box, _ in groundtruth
-               if key not in evaluated_keys}
+               if key not in evaluated_keys and key not in excluded_keys}
     if missing:
       logging.warning(
           'task.groundtruth_csv=%s: %d boxes are on keyframes with no '
@@ -171,19 +172,19 @@ class DetectionTask(video_task.VideoTask):
 
   def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
     groundtruth, detections = self.detections_and_truth(aggregated_logs)
-    without_record = None
-    if self.task_config.groundtruth_csv:
-      keys = {detection_pipeline.key_text(codes)
-              for batch in aggregated_logs.get('key', []) for codes in batch}
-      groundtruth, without_record = self.annotated_truth(keys - {''})
-    ids, names = self.evaluated_classes()
     excluded, problems = ava_files.read_excluded(
         self.task_config.excluded_timestamps or None)
     for problem in problems:
       logging.warning('task.excluded_timestamps: %s', problem)
-    result = ava_map.evaluate(
-        groundtruth, detections, ids,
-        {ava_files.keyframe_key(*k) for k in excluded})
+    excluded_keys = {ava_files.keyframe_key(*k) for k in excluded}
+    without_record = None
+    if self.task_config.groundtruth_csv:
+      keys = {detection_pipeline.key_text(codes)
+              for batch in aggregated_logs.get('key', []) for codes in batch}
+      groundtruth, without_record = self.annotated_truth(keys - {''},
+                                                         excluded_keys)
+    ids, names = self.evaluated_classes()
+    result = ava_map.evaluate(groundtruth, detections, ids, excluded_keys)
     step = int(global_step.numpy()) if global_step is not None else 0
     if self.logging_dir:
       tf.io.gfile.makedirs(self.logging_dir)
