@@ -394,25 +394,35 @@ def test_task_trains_and_reports_map_per_class(records, tmp_path):
   assert csv_map == pytest.approx(result['mAP'], abs=1e-3)
 
 
-def test_ground_truth_from_the_annotation_csv_counts_boxes_without_record(
-    records, tmp_path):
-  # The official evaluator reads the ground truth from the CSV: a box on a
-  # movie that has no record (not downloaded, failed to convert) is a miss.
+def _with_lost_box(records, tmp_path):
+  """The val annotation CSV plus one box on a movie with no record."""
   csv_path = tmp_path / 'ava_val_v2.2.csv'
   original = open(os.path.join(records, 'annotations',
                                'ava_val_v2.2.csv')).read()
-  lost = 'lost_movie,0902,0.1,0.1,0.5,0.9,1,0\n'
-  csv_path.write_text(original + lost)
-  params = _params(records)
+  csv_path.write_text(original + 'lost_movie,0902,0.1,0.1,0.5,0.9,1,0\n')
+  return str(csv_path)
+
+
+def _evaluated(params, tmp_path):
+  """(task, aggregated state) of one evaluation of an untrained detector."""
   task = task_factory.get_task(params.task, logging_dir=str(tmp_path))
   model = task.build_model()
   state = None
   for batch in task.build_inputs(params.task.validation_data):
     logs = task.validation_step(batch, model, task.build_metrics(False))
     state = task.aggregate_logs(state, {k: (v,) for k, v in logs.items()})
+  return task, state
+
+
+def test_ground_truth_from_the_annotation_csv_counts_boxes_without_record(
+    records, tmp_path):
+  # The official evaluator reads the ground truth from the CSV: a box on a
+  # movie that has no record (not downloaded, failed to convert) is a miss.
+  csv_path = _with_lost_box(records, tmp_path)
+  task, state = _evaluated(_params(records), tmp_path)
   from_records = task.reduce_aggregated_logs(state, tf.constant(1))
   assert 'groundtruth_without_record' not in from_records
-  task.task_config.groundtruth_csv = str(csv_path)
+  task.task_config.groundtruth_csv = csv_path
   from_csv = task.reduce_aggregated_logs(state, tf.constant(2))
   assert from_csv['groundtruth_without_record'] == 1.0
   per_class = {}
@@ -532,20 +542,11 @@ def test_excluded_keyframes_of_the_annotation_csv_are_not_misses(records,
                                                                  tmp_path):
   # The official evaluator's -e: boxes on an excluded keyframe (which has
   # no record) are skipped, not counted as misses.
-  csv_path = tmp_path / 'ava_val_v2.2.csv'
-  original = open(os.path.join(records, 'annotations',
-                               'ava_val_v2.2.csv')).read()
-  csv_path.write_text(original + 'lost_movie,0902,0.1,0.1,0.5,0.9,1,0\n')
   excluded = tmp_path / 'excluded.csv'
   excluded.write_text('lost_movie,0902\n')
   params = _params(records)
-  params.task.groundtruth_csv = str(csv_path)
+  params.task.groundtruth_csv = _with_lost_box(records, tmp_path)
   params.task.excluded_timestamps = str(excluded)
-  task = task_factory.get_task(params.task, logging_dir=str(tmp_path))
-  model = task.build_model()
-  state = None
-  for batch in task.build_inputs(params.task.validation_data):
-    logs = task.validation_step(batch, model, task.build_metrics(False))
-    state = task.aggregate_logs(state, {k: (v,) for k, v in logs.items()})
+  task, state = _evaluated(params, tmp_path)
   result = task.reduce_aggregated_logs(state, tf.constant(1))
   assert result['groundtruth_without_record'] == 0.0
