@@ -21,7 +21,6 @@ strategy on a GPU machine computes in float32.
 
 import dataclasses
 import json
-import os
 from typing import Optional, Tuple
 
 from absl import logging
@@ -143,10 +142,6 @@ def apply(params, machine: precision.Devices,
   if 'WARNING' in choice.why:
     logging.warning(line)
   return choice, line
-
-
-def tf_config_from_env() -> Optional[str]:
-  return os.environ.get('TF_CONFIG')
 
 
 def build(params) -> tf.distribute.Strategy:

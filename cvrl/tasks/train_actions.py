@@ -8,7 +8,8 @@ import orbit
 import tensorflow as tf
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+  """'12m05s', or '1h02m05s' past an hour (also the converter's progress)."""
   seconds = int(max(0, seconds))
   hours, rest = divmod(seconds, 3600)
   minutes, secs = divmod(rest, 60)
@@ -39,7 +40,6 @@ class ExamplesPerSecond:
     self._print = printer
     self._last = (int(global_step.numpy()), clock())
     self._first = self._last
-    self.last_line = ''
 
   def __call__(self, unused_output=None) -> float:
     step, now = int(self._step.numpy()), self._clock()
@@ -57,10 +57,9 @@ class ExamplesPerSecond:
         percent = 100.0 * step / self._total
         tf.summary.scalar('progress_percent', percent, step=step)
         tf.summary.scalar('eta_seconds', eta, step=step)
-        self.last_line = (f'progress: step {step}/{self._total} '
-                          f'({percent:.1f}%), {rate:.1f} examples/s, '
-                          f'ETA {_duration(eta)}')
-        self._print(self.last_line, flush=True)
+        self._print(f'progress: step {step}/{self._total} '
+                    f'({percent:.1f}%), {rate:.1f} examples/s, '
+                    f'ETA {format_duration(eta)}', flush=True)
     self._writer.flush()
     return rate
 

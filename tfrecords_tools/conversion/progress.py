@@ -5,12 +5,7 @@ import time
 
 from absl import logging
 
-
-def _duration(seconds: float) -> str:
-  seconds = int(max(0, seconds))
-  hours, rest = divmod(seconds, 3600)
-  minutes, secs = divmod(rest, 60)
-  return f'{hours}h{minutes:02d}m{secs:02d}s' if hours else f'{minutes}m{secs:02d}s'
+from cvrl.tasks.train_actions import format_duration as _duration
 
 
 class Progress:
