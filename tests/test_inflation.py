@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 from cvrl.configs import modeling as modeling_cfg
@@ -146,3 +147,89 @@ def test_inflate_imagenet_command_writes_a_restorable_backbone(tmp_path):
                    f'--weights={weights}', '--depth=50',
                    f'--output={output}2', check=False)
   assert bad.returncode == 1 and 'inflate_imagenet: error' in bad.stderr
+
+
+def _simclr_tf1_resnet(image, depth, width):
+  """SimCLR's TF1 ResNet (google-research/simclr resnet.py, sk_ratio=0) in
+  TF1 layers, so that TF1 names the variables by creation order as in the
+  released checkpoints: conv2d_fixed_padding pads (k-1)//2 before and uses
+  VALID when strided, BN epsilon 1e-5, stride in the 3x3 conv."""
+  from tf_keras.src.legacy_tf_layers import convolutional
+  from tf_keras.src.legacy_tf_layers import normalization
+  from tf_keras.src.legacy_tf_layers import pooling
+
+  def conv(x, filters, kernel, strides):
+    if strides > 1:
+      begin = (kernel - 1) // 2
+      x = tf.pad(x, [[0, 0], [begin, kernel - 1 - begin],
+                     [begin, kernel - 1 - begin], [0, 0]])
+    return convolutional.conv2d(x, filters, kernel, strides, use_bias=False,
+                                padding='SAME' if strides == 1 else 'VALID')
+
+  def bn(x, relu=True):
+    x = normalization.batch_normalization(x, epsilon=1e-5, training=False)
+    return tf.nn.relu(x) if relu else x
+
+  with tf.compat.v1.variable_scope('base_model'):
+    x = bn(conv(image, int(64 * width), 7, 2))
+    x = pooling.max_pooling2d(x, 3, 2, padding='SAME')
+    for stage, count in enumerate(modeling_cfg.BLOCK_COUNTS[depth]):
+      filters = int(64 * 2 ** stage * width)
+      for block in range(count):
+        strides = 2 if stage > 0 and block == 0 else 1
+        shortcut = x
+        if block == 0:
+          shortcut = bn(conv(x, 4 * filters, 1, strides), relu=False)
+        y = bn(conv(x, filters, 1, 1))
+        y = bn(conv(y, filters, 3, strides))
+        y = bn(conv(y, 4 * filters, 1, 1), relu=False)
+        x = tf.nn.relu(y + shortcut)
+    return tf.reduce_mean(x, [1, 2])
+
+
+def test_a_simclr_checkpoint_maps_onto_the_twin_and_gives_its_features(
+    tmp_path):
+  # At odd sizes TF's 'same' padding of a stride-2 layer equals SimCLR's
+  # explicit (k-1)//2 padding, so the twin must compute SimCLR's features.
+  depth, width, size = 14, 0.25, 65
+  image = np.random.default_rng(5).uniform(size=(2, size, size, 3)).astype(
+      np.float32)
+  graph = tf.Graph()
+  with graph.as_default():
+    features = _simclr_tf1_resnet(tf.constant(image), depth, width)
+    variables = tf.compat.v1.global_variables()
+    rng = np.random.default_rng(6)
+    assigns = [v.assign(rng.uniform(0.5, 1.5, v.shape) if 'variance' in v.name
+                        or 'gamma' in v.name else rng.normal(0, 0.2, v.shape))
+               for v in variables]
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as session:
+      session.run(assigns)
+      want = session.run(features)
+      prefix = saver.save(session, str(tmp_path / 'model.ckpt'),
+                          global_step=225206)
+  assert 'base_model/conv2d_16/kernel:0' in {v.name for v in variables}
+  twin = r3d.build_resnet2d_twin(modeling_cfg.R3DConfig(
+      depth=depth, width_multiplier=width))
+  assert inflation.simclr_to_twin(prefix, twin, depth) == 17 * 5
+  np.testing.assert_allclose(twin(image, training=False).numpy(), want,
+                             rtol=1e-4, atol=1e-4 * np.abs(want).max())
+  # The map is by creation order: a twin of another depth is refused.
+  deeper = r3d.build_resnet2d_twin(modeling_cfg.R3DConfig(
+      depth=50, width_multiplier=width))
+  with pytest.raises(inflation.InflationError, match='17 convolutions'):
+    inflation.simclr_to_twin(prefix, deeper, 50)
+  with pytest.raises(inflation.InflationError, match='0 convolutions'):
+    inflation.simclr_to_twin(prefix, twin, depth, 'ema_model/base_model/')
+  # The command inflates it into a restorable R3D.
+  output = str(tmp_path / 'inflated' / 'r3d14')
+  result = run_module('cvrl.tools.inflate_imagenet', '--source=simclr',
+                      f'--weights={prefix}', f'--depth={depth}',
+                      f'--width_multiplier={width}', f'--output={output}')
+  assert 'weights inflated' in result.stdout
+  video = r3d.build_r3d(modeling_cfg.R3DConfig(depth=depth,
+                                               width_multiplier=width))
+  checkpoint_restore.restore_backbone(video, os.path.dirname(output))
+  np.testing.assert_allclose(video.get_layer('res4_0_a').kernel.numpy()[1],
+                             twin.get_layer('res4_0_a').kernel.numpy() / 3,
+                             rtol=1e-6)

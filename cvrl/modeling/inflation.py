@@ -11,7 +11,11 @@ Sources:
   tf_keras weights file (.h5 / .weights.h5) or a TF checkpoint of it;
 - `tf_keras.applications.ResNet50` weights (the usual ImageNet file,
   `resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`), mapped layer by
-  layer onto the twin (`keras_applications_to_twin`).
+  layer onto the twin (`keras_applications_to_twin`);
+- a SimCLR checkpoint (google-research/simclr's released `model.ckpt-*`,
+  v1 and v2, any depth and width without selective kernels), mapped onto
+  the twin by creation order (`simclr_to_twin`): the paper's
+  "SimCLR inflated" baseline of Table 5.
 
 Invariant (tested): with 'mean', where the temporal zero padding does not
 reach (all time steps when every temporal kernel is 1, the middle ones of a
@@ -19,10 +23,14 @@ long clip otherwise), the 3D network's features on a clip of identical
 frames equal the 2D network's on that frame; with 'center' at every step.
 """
 
-from typing import Dict
+import re
+from typing import Dict, List
 
 import numpy as np
+import tensorflow as tf
 import tf_keras
+
+from cvrl.configs import modeling as modeling_cfg
 
 INFLATION_MODES = ('mean', 'center')
 
@@ -124,3 +132,70 @@ def keras_applications_to_twin(app_model: tf_keras.Model,
     twin_bn.set_weights([gamma, beta, mean - bias, variance + epsilon_gap])
     count += 5
   return count
+
+
+SIMCLR_PREFIX = 'base_model/'
+
+
+def _numbered(names: List[str], prefix: str, layer: str,
+              leaf: str) -> List[str]:
+  """TF1 layer scopes `layer`, `layer_1`, `layer_2`, ... in creation order."""
+  pattern = re.compile(re.escape(prefix) + re.escape(layer) +
+                       r'(?:_(\d+))?/' + re.escape(leaf) + '$')
+  found = []
+  for name in names:
+    match = pattern.match(name)
+    if match:
+      found.append((int(match.group(1) or 0), name[:-len(leaf) - 1]))
+  return [scope for _, scope in sorted(found)]
+
+
+def twin_conv_order(depth: int) -> List[str]:
+  """The twin's convolutions in the order a SimCLR ResNet creates them:
+  stem, then per block the projection shortcut (first block of a stage)
+  and the 1x1, 3x3, 1x1 convolutions."""
+  order = ['stem_conv']
+  for stage, count in enumerate(modeling_cfg.BLOCK_COUNTS[depth]):
+    for block in range(count):
+      name = f'res{stage + 2}_{block}'
+      order += ([f'{name}_proj'] if block == 0 else []) + [
+          f'{name}_a', f'{name}_b', f'{name}_c']
+  return order
+
+
+def simclr_to_twin(checkpoint: str, twin: tf_keras.Model, depth: int,
+                   prefix: str = SIMCLR_PREFIX) -> int:
+  """Copies a SimCLR (TF1-layers) ResNet checkpoint into the R3D's twin.
+
+  SimCLR names its variables by creation order (`base_model/conv2d_7/kernel`,
+  `base_model/batch_normalization_7/gamma`, ...), every convolution followed
+  by its batch norm; it is v1.5 like the twin, without conv biases, BN
+  epsilon 1e-5. Its stride-2 convolutions pad explicitly ((k-1)//2 before)
+  where the twin pads 'same' (one pixel less before on even sizes), so the
+  features are close to, not identical with, SimCLR's. `prefix`:
+  'base_model/' (or 'ema_model/base_model/' for SimCLR v2's EMA weights).
+  """
+  reader = tf.train.load_checkpoint(checkpoint)
+  names = list(reader.get_variable_to_shape_map())
+  convs = _numbered(names, prefix, 'conv2d', 'kernel')
+  norms = _numbered(names, prefix, 'batch_normalization', 'gamma')
+  order = twin_conv_order(depth)
+  if len(convs) != len(order) or len(norms) != len(order):
+    raise InflationError(
+        f'{checkpoint}: {len(convs)} convolutions and {len(norms)} batch norms '
+        f'under {prefix!r}, the depth-{depth} twin has {len(order)} of each; '
+        'is it a SimCLR ResNet of that depth (selective-kernel checkpoints, '
+        'sk1, are not supported)?')
+  for twin_name, conv_scope, norm_scope in zip(order, convs, norms):
+    kernel = reader.get_tensor(conv_scope + '/kernel')
+    layer = twin.get_layer(twin_name)
+    if kernel.shape != tuple(layer.kernel.shape):
+      raise InflationError(
+          f'twin layer {twin_name} has kernel {tuple(layer.kernel.shape)}, '
+          f'{conv_scope} has {kernel.shape}; is the width multiplier right?')
+    layer.set_weights([kernel])
+    norm = twin.get_layer('stem_bn' if twin_name == 'stem_conv'
+                          else twin_name + '_bn')
+    norm.set_weights([reader.get_tensor(f'{norm_scope}/{leaf}') for leaf in
+                      ('gamma', 'beta', 'moving_mean', 'moving_variance')])
+  return 5 * len(order)

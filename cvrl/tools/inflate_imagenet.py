@@ -4,6 +4,9 @@ r"""Writes an ImageNet-inflated R3D backbone checkpoint (paper 4.2 baseline).
   python -m cvrl.tools.inflate_imagenet --source=keras_applications \
       --weights=resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 \
       --output=/data/inflated/r3d50_imagenet
+  # a SimCLR ResNet-50 checkpoint (google-research/simclr, TF1 model.ckpt-*):
+  python -m cvrl.tools.inflate_imagenet --source=simclr \
+      --weights=ResNet50_1x/model.ckpt-225206 --output=/data/inflated/r3d50_simclr
   # weights of the R3D's 2D twin (r3d.build_resnet2d_twin), .h5 or checkpoint:
   python -m cvrl.tools.inflate_imagenet --source=twin --weights=twin.weights.h5 \
       --depth=50 --width_multiplier=1 --output=/data/inflated/r3d50_imagenet
@@ -18,6 +21,7 @@ import sys
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 import tf_keras
 
 from cvrl.configs import modeling as modeling_cfg
@@ -26,10 +30,14 @@ from cvrl.modeling import inflation
 from cvrl.modeling import r3d
 
 _SOURCE = flags.DEFINE_enum('source', 'keras_applications',
-                            ['keras_applications', 'twin'],
+                            ['keras_applications', 'simclr', 'twin'],
                             'What network the weights belong to.')
 _WEIGHTS = flags.DEFINE_string('weights', None,
                                '2D weights: .h5 file or TF checkpoint prefix.')
+_PREFIX = flags.DEFINE_string(
+    'simclr_prefix', inflation.SIMCLR_PREFIX,
+    "--source=simclr: variable scope of the ResNet ('ema_model/base_model/' "
+    'for SimCLR v2 EMA weights).')
 _OUTPUT = flags.DEFINE_string('output', None, 'Checkpoint prefix to write.')
 _DEPTH = flags.DEFINE_integer('depth', 50, 'R3D depth (keras_applications: 50).')
 _WIDTH = flags.DEFINE_float('width_multiplier', 1.0, 'R3D width.')
@@ -51,11 +59,15 @@ def main(argv):
       source.load_weights(_WEIGHTS.value, skip_mismatch=False,
                           by_name=_WEIGHTS.value.endswith('.h5'))
       inflation.keras_applications_to_twin(source, twin)
+    elif _SOURCE.value == 'simclr':
+      inflation.simclr_to_twin(_WEIGHTS.value, twin, _DEPTH.value,
+                               _PREFIX.value)
     else:
       twin.load_weights(_WEIGHTS.value)
     video = r3d.build_r3d(config)
     count = inflation.inflate_weights(twin, video, _MODE.value)
-  except (inflation.InflationError, ValueError, OSError) as e:
+  except (inflation.InflationError, ValueError, OSError,
+          tf.errors.OpError) as e:
     print(f'inflate_imagenet: error: {e}', file=sys.stderr)
     return 1
   path = checkpoint_restore.save_backbone(video, _OUTPUT.value)
