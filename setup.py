@@ -34,7 +34,21 @@ setuptools.setup(
     },
     entry_points={
         'console_scripts': [
+            'cvrl-train=cvrl.tools.train:run',
+            'cvrl-export-features=cvrl.tools.export_features:run_main',
+            'cvrl-export-model=cvrl.tools.export_model:run_main',
+            'cvrl-probe=cvrl.tools.probe:run_main',
+            'cvrl-retrieval=cvrl.tools.retrieval:run_main',
+            'cvrl-eval-report=cvrl.tools.eval_report:run_main',
+            'cvrl-run-summary=cvrl.tools.run_summary:run_main',
+            'cvrl-ava-eval=cvrl.tools.ava_eval:run_main',
+            'cvrl-inflate-imagenet=cvrl.tools.inflate_imagenet:run_main',
             'cvrl-convert-videos=tfrecords_tools.convert_videos:run_main',
+            'cvrl-convert-ava=tfrecords_tools.convert_ava:run_main',
+            'cvrl-inspect-tfrecords=tfrecords_tools.inspect_tfrecords:run_main',
+            'cvrl-make-subset=tfrecords_tools.make_subset:run_main',
+            'cvrl-make-synthetic=tfrecords_tools.make_synthetic:run_main',
+            'cvrl-make-synthetic-ava=tfrecords_tools.make_synthetic_ava:run_main',
         ],
     },
 )

@@ -340,8 +340,8 @@ def run_row(name, seed, work_dir, patterns, num_train, epochs, factors):
   result['train_s'] = time.time() - start
   features = os.path.join(run_dir, 'features.npz')
   _run(['cvrl.tools.export_features', *flags, f'--checkpoint={checkpoint}',
-        f'--pattern={patterns["train"]},{patterns["test"]}',
-        f'--output={features}', '--batch_size=16',
+        f'--input_path={patterns["train"]},{patterns["test"]}',
+        f'--output_file={features}', '--batch_size=16',
         f'--num_clips={PROBE_CLIPS}',
         # Probed at the resolution the row trains at (the demo's: 32).
         f"--view_size={config['task']['train_data'].get('crop_size', 32)}"],

@@ -11,5 +11,6 @@ from cvrl.tasks import pretrain as _pretrain_task  # noqa: F401
 from cvrl.configs import classification as _classification_configs  # noqa: F401
 from cvrl.tasks import classification as _classification_task  # noqa: F401
 from cvrl.configs import demo as _demo_configs  # noqa: F401
+from cvrl.configs import small as _small_configs  # noqa: F401
 from cvrl.configs import detection as _detection_configs  # noqa: F401
 from cvrl.tasks import detection as _detection_task  # noqa: F401

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job, CPU only, no network: generate the synthetic motion dataset as
 # real mp4 files, convert it to TFRecords with the real converter, inspect it,
-# pretrain the small R3D with CVRL, then linear-evaluate the pretrained encoder
-# and, as the baseline, the same encoder with random weights, and print both
-# top-1 accuracies with the margin, and both encoders' retrieval R@1 / R@5.
+# pretrain the small R3D with CVRL (cvrl_pretrain_small: the recipe for a small
+# dataset of your own, residual frames), print its contrastive loss and accuracy
+# against chance, then linear-evaluate the pretrained encoder and, as the
+# baseline, the same encoder with random weights, and print both top-1
+# accuracies with the margin, and both encoders' retrieval R@1 / R@5.
 # Everything goes to demo_output/ (or $1).
 # CVRL_DEMO_QUICK=1 runs a few steps of each stage (the end-to-end test).
 set -euo pipefail
@@ -16,7 +18,7 @@ start=$(date +%s)
 videos_per_class=40 pretrain_extra='' linear_extra=''
 if [[ "${CVRL_DEMO_QUICK:-0}" == 1 ]]; then
   videos_per_class=8
-  pretrain_extra=',trainer.train_steps=12,trainer.checkpoint_interval=6,trainer.validation_interval=6,trainer.steps_per_loop=6,trainer.summary_interval=6'
+  pretrain_extra=',task.train_data.global_batch_size=16,trainer.train_steps=12,trainer.checkpoint_interval=6,trainer.validation_interval=6,trainer.steps_per_loop=6,trainer.summary_interval=6'
   linear_extra=',trainer.train_steps=6,trainer.steps_per_loop=3,trainer.summary_interval=3,trainer.checkpoint_interval=6,trainer.validation_interval=6'
 fi
 
@@ -36,24 +38,24 @@ done
 echo "== 3/7 inspect and verify"
 for split in train val; do
   $PY -m tfrecords_tools.inspect_tfrecords \
-      --pattern="$OUT/tfrecords/$split/$split-*.tfrecord" --verify
+      --input_path="$OUT/tfrecords/$split/$split-*.tfrecord" --verify
 done
 data="task.train_data.input_path=$OUT/tfrecords/train/train-*.tfrecord,task.validation_data.input_path=$OUT/tfrecords/val/val-*.tfrecord"
 
 source scripts/train_job.sh  # run NAME ARGS...
 
-echo "== 4/7 CVRL pretraining (R3D-14, 16x32x32 clips) -> $OUT/pretrain"
+echo "== 4/7 CVRL pretraining (cvrl_pretrain_small: R3D-14, 16x32x32 residual frames) -> $OUT/pretrain"
 pretrain_start=$(date +%s)
-run pretrain --experiment=cvrl_pretrain_demo --params_override="$data$pretrain_extra"
+run pretrain --experiment=cvrl_pretrain_small --params_override="$data$pretrain_extra"
 pretrain_s=$(( $(date +%s) - pretrain_start ))
 $PY -m cvrl.tools.run_summary --model_dir="$OUT/pretrain"
 
 echo "== 5/7 linear evaluation of the CVRL encoder -> $OUT/linear_cvrl"
-run linear_cvrl --experiment=cvrl_linear_eval_demo \
+run linear_cvrl --experiment=cvrl_linear_eval_small \
     --params_override="$data,task.init_checkpoint=$OUT/pretrain$linear_extra"
 
 echo "== 6/7 linear evaluation of the random encoder -> $OUT/linear_random"
-run linear_random --experiment=cvrl_linear_eval_demo \
+run linear_random --experiment=cvrl_linear_eval_small \
     --params_override="$data,task.init_checkpoint=,task.random_backbone=true$linear_extra"
 
 echo "== 7/7 features of both encoders -> retrieval, projector ($OUT/features)"
@@ -63,10 +65,10 @@ for encoder in cvrl random; do
     extra=()
     [[ $encoder == cvrl && $split == val ]] && extra=(
         --projector_dir="$OUT/projector" --label_map="$OUT/tfrecords/val/label_map.txt")
-    $PY -m cvrl.tools.export_features --experiment=cvrl_linear_eval_demo \
+    $PY -m cvrl.tools.export_features --experiment=cvrl_linear_eval_small \
         --checkpoint="$checkpoint" --num_clips=4 \
-        --pattern="$OUT/tfrecords/$split/$split-*.tfrecord" \
-        --output="$OUT/features/${encoder}_$split.npz" "${extra[@]}" \
+        --input_path="$OUT/tfrecords/$split/$split-*.tfrecord" \
+        --output_file="$OUT/features/${encoder}_$split.npz" "${extra[@]}" \
         > "$OUT/features_${encoder}_$split.log" 2>&1 \
       || { tail -20 "$OUT/features_${encoder}_$split.log"; exit 1; }
   done

@@ -33,17 +33,21 @@ for split in train val; do
   # Training keyframes: those with ground truth (as PySlowFast trains).
   selection=all; [[ $split == train ]] && selection=annotated
   $PY -m tfrecords_tools.convert_ava --split=$split --keyframes=$selection \
-      --annotation_dir="$AVA/annotations" --movie_root="$AVA/movies" \
+      --annotation_dir="$AVA/annotations" --video_root="$AVA/movies" \
       --output_dir="$AVA/tfrecords/$split" --fps=10 --clip_frames=16 \
       --short_side=0 --num_shards=4
 done
 
 echo "== 3/5 inspect (boxes, labels, one keyframe drawn)"
 $PY -m tfrecords_tools.inspect_tfrecords --ava \
-    --pattern="$AVA/tfrecords/train/train-*.tfrecord" \
+    --input_path="$AVA/tfrecords/train/train-*.tfrecord" \
     --label_map="$AVA/annotations/ava_action_list_v2.2.pbtxt" \
     --draw_keyframe="$AVA/keyframe.png"
 data="task.train_data.input_path=$AVA/tfrecords/train/train-*.tfrecord,task.validation_data.input_path=$AVA/tfrecords/val/val-*.tfrecord,task.evaluated_label_map=$AVA/annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt,task.label_map=$AVA/annotations/ava_action_list_v2.2.pbtxt,task.groundtruth_csv=$AVA/annotations/ava_val_v2.2.csv,task.excluded_timestamps=$AVA/annotations/ava_val_excluded_timestamps_v2.2.csv"
+
+# The main demo's encoder (cvrl_pretrain_small) reads residual frames; the
+# detector built on it, and its random-init baseline, read them too.
+data="$data,task.model.backbone.cvrl_r3d.input_frames=difference"
 
 source scripts/train_job.sh  # run NAME ARGS...
 echo "== 4/5 fine-tune from the CVRL demo checkpoint -> $OUT/ava_cvrl"

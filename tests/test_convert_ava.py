@@ -37,7 +37,7 @@ def _convert(root, out, *extra, split='train'):
   return run_module(
       'tfrecords_tools.convert_ava', f'--split={split}',
       f'--annotation_dir={_notes(root, "")}',
-      f'--movie_root={os.path.join(root, "movies")}', f'--output_dir={out}',
+      f'--video_root={os.path.join(root, "movies")}', f'--output_dir={out}',
       f'--fps={FPS}', f'--clip_frames={CLIP}', '--short_side=0',
       '--num_shards=2', '--workers=2', *extra)
 
@@ -146,7 +146,7 @@ def test_bad_rows_are_reported_and_good_keyframes_kept(ava_root, converted,
   result = run_module(
       'tfrecords_tools.convert_ava', '--split=train',
       f'--annotation_dir={notes}',
-      f'--movie_root={os.path.join(ava_root, "movies")}',
+      f'--video_root={os.path.join(ava_root, "movies")}',
       f'--output_dir={out}', f'--fps={FPS}', f'--clip_frames={CLIP}',
       '--short_side=0', '--num_shards=2', '--workers=1')
   for n, text in ((lines + 1, 'outside [0, 1]'),
@@ -168,7 +168,7 @@ def test_wrong_movie_start_makes_keyframes_too_short(ava_root, tmp_path):
   result = run_module(
       'tfrecords_tools.convert_ava', '--split=val',
       f'--annotation_dir={_notes(ava_root, "")}',
-      f'--movie_root={os.path.join(ava_root, "movies")}',
+      f'--video_root={os.path.join(ava_root, "movies")}',
       f'--output_dir={out}', '--movie_start_s=0', check=False)
   assert result.returncode == 1  # nothing converted: an error, not silence
   rows = [m for m in _manifest(out) if m['status'] != 'excluded']
@@ -195,7 +195,7 @@ def test_rerun_resumes_to_identical_bytes(ava_root, converted, tmp_path):
   changed = run_module(
       'tfrecords_tools.convert_ava', '--split=train',
       f'--annotation_dir={_notes(ava_root, "")}',
-      f'--movie_root={os.path.join(ava_root, "movies")}',
+      f'--video_root={os.path.join(ava_root, "movies")}',
       f'--output_dir={out}', '--fps=5', check=False)
   assert changed.returncode == 2 and 'other options' in changed.stderr
 
@@ -229,7 +229,7 @@ def test_inspect_reports_boxes_and_draws_a_keyframe(ava_root, converted,
   png = str(tmp_path / 'kf.png')
   result = run_module(
       'tfrecords_tools.inspect_tfrecords', '--ava', '--verify',
-      f'--pattern={out}/train-*.tfrecord',
+      f'--input_path={out}/train-*.tfrecord',
       f'--label_map={_notes(ava_root, "ava_action_list_v2.2.pbtxt")}',
       f'--draw_keyframe={png}', '--draw_index=1')
   records = _records(out)

@@ -164,3 +164,29 @@ def test_train_step_with_device_mode_inputs_and_its_image_summary(records,
                          np.concatenate(list(second), axis=1)], axis=0)
   assert shown.shape == want.shape
   np.testing.assert_allclose(shown, want, atol=1.5 / 255)
+
+
+def test_packing_follows_the_one_field_list():
+  # Every per-pixel choice of ClipParams has its row, in ClipParams order,
+  # and the sizes add up: a new field without a row fails here.
+  names = [f.name for f in spatial_augment.PIXEL_FIELDS]
+  assert names == [n for n in spatial_augment.ClipParams._fields
+                   if n != 'window']
+  assert spatial_augment.NUM_PIXEL_PARAMS == len(
+      spatial_augment.IDENTITY_PIXEL_PARAMS) == 14
+  config = video_data.ViewAugmentationConfig(solarize_prob=0.5)
+  for seed in range(8):
+    params = spatial_augment.draw_clip_params(
+        tf.constant([seed, 3]), config, (40, 60))
+    back = spatial_augment.unpack_pixel_params(
+        spatial_augment.pack_pixel_params(params))
+    for name in names:
+      want, got = getattr(params, name), getattr(back, name)
+      assert got.dtype == want.dtype and got.shape == want.shape, name
+      np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=name)
+  # The identity vector reads back as "change nothing".
+  identity = spatial_augment.unpack_pixel_params(
+      tf.constant(spatial_augment.IDENTITY_PIXEL_PARAMS, tf.float32))
+  assert not any(bool(getattr(identity, n)) for n in
+                 ('flip', 'jitter', 'grayscale', 'blur', 'solarize'))
+  np.testing.assert_array_equal(identity.order.numpy(), [0, 1, 2, 3])

@@ -93,13 +93,13 @@ def test_export_features_command(exported):
       'cvrl.tools.export_features', '--experiment=cvrl_linear_eval_demo',
       '--params_override=task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
       f'task.validation_data.num_frames={FRAMES}',
-      f'--checkpoint={checkpoint}', f'--pattern={pattern}', f'--output={out}')
+      f'--checkpoint={checkpoint}', f'--input_path={pattern}', f'--output_file={out}')
   assert '5 videos' in result.stdout and f'views of {FRAMES} x 32 x 32' in (
       result.stdout)
   assert np.load(out)['features'].shape == (5, 256)
   bad = run_module('cvrl.tools.export_features', '--experiment=cvrl_linear_eval_demo',
-                   f'--checkpoint={checkpoint}', f'--pattern={pattern}',
-                   f'--output={out}', check=False)  # width 0.25 by default
+                   f'--checkpoint={checkpoint}', f'--input_path={pattern}',
+                   f'--output_file={out}', check=False)  # width 0.25 by default
   assert bad.returncode == 1 and 'stem_conv/kernel:0' in bad.stderr
 
 

@@ -133,10 +133,10 @@ def test_inflate_imagenet_command_writes_a_restorable_backbone(tmp_path):
   output = str(tmp_path / 'inflated' / 'r3d14')
   result = run_module('cvrl.tools.inflate_imagenet', '--source=twin',
                       f'--weights={weights}', '--depth=14',
-                      '--width_multiplier=0.25', f'--output={output}')
+                      '--width_multiplier=0.25', f'--output_dir={output}')
   assert 'weights inflated' in result.stdout
   video = r3d.build_r3d(config)
-  checkpoint_restore.restore_backbone(video, os.path.dirname(output))
+  checkpoint_restore.restore_backbone(video, output)
   np.testing.assert_allclose(
       video.get_layer('res4_0_a').kernel.numpy(),
       inflation.inflate_kernel(twin.get_layer('res4_0_a').kernel.numpy(), 3))
@@ -145,7 +145,7 @@ def test_inflate_imagenet_command_writes_a_restorable_backbone(tmp_path):
       twin.get_layer('res5_0_c_bn').moving_variance.numpy())
   bad = run_module('cvrl.tools.inflate_imagenet', '--source=twin',
                    f'--weights={weights}', '--depth=50',
-                   f'--output={output}2', check=False)
+                   f'--output_dir={output}2', check=False)
   assert bad.returncode == 1 and 'inflate_imagenet: error' in bad.stderr
 
 
@@ -225,11 +225,11 @@ def test_a_simclr_checkpoint_maps_onto_the_twin_and_gives_its_features(
   output = str(tmp_path / 'inflated' / 'r3d14')
   result = run_module('cvrl.tools.inflate_imagenet', '--source=simclr',
                       f'--weights={prefix}', f'--depth={depth}',
-                      f'--width_multiplier={width}', f'--output={output}')
+                      f'--width_multiplier={width}', f'--output_dir={output}')
   assert 'weights inflated' in result.stdout
   video = r3d.build_r3d(modeling_cfg.R3DConfig(depth=depth,
                                                width_multiplier=width))
-  checkpoint_restore.restore_backbone(video, os.path.dirname(output))
+  checkpoint_restore.restore_backbone(video, output)
   np.testing.assert_allclose(video.get_layer('res4_0_a').kernel.numpy()[1],
                              twin.get_layer('res4_0_a').kernel.numpy() / 3,
                              rtol=1e-6)

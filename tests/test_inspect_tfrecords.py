@@ -62,7 +62,7 @@ def test_truncated_shard_fails_naming_shard_and_record(converted, tmp_path):
   assert str(bad) in report.errors[0] and 'truncated' in report.errors[0]
   assert 'record 8' in report.errors[0]  # 12 records; the cut is in the 9th
   result = run_module('tfrecords_tools.inspect_tfrecords',
-                      f'--pattern={tmp_path}/*.tfrecord', '--verify',
+                      f'--input_path={tmp_path}/*.tfrecord', '--verify',
                       check=False)
   assert result.returncode == 1
   assert 'train-00001-of-00002.tfrecord record 8' in result.stdout
@@ -92,5 +92,5 @@ def test_bad_jpeg_and_missing_feature_are_named(converted, tmp_path):
 
 def test_no_match_is_a_usage_error(tmp_path):
   result = run_module('tfrecords_tools.inspect_tfrecords',
-                      f'--pattern={tmp_path}/none-*.tfrecord', check=False)
+                      f'--input_path={tmp_path}/none-*.tfrecord', check=False)
   assert result.returncode == 2 and 'no file matches' in result.stderr

@@ -70,7 +70,7 @@ def test_one_percent_keeps_at_least_one_per_class(full_split, tmp_path):
 
 def test_command_line_and_bad_fraction(full_split, tmp_path):
   pattern = os.path.join(os.path.dirname(full_split[0]), '*.tfrecord')
-  result = run_module('tfrecords_tools.make_subset', f'--pattern={pattern}',
+  result = run_module('tfrecords_tools.make_subset', f'--input_path={pattern}',
                       '--fraction=0.1', f'--output_dir={tmp_path}')
   assert 'make_subset: 22 videos' in result.stdout
   assert len((tmp_path / 'subset_ids.txt').read_text().split()) == 22

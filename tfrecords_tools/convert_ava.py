@@ -6,7 +6,7 @@ classification records), its ground-truth boxes with multi-hot actions and
 person ids, the person proposals with scores, movie id and timestamp.
 
   python -m tfrecords_tools.convert_ava --split=train --keyframes=annotated \
-      --annotation_dir=/data/ava/annotations --movie_root=/data/ava/videos_15min \
+      --annotation_dir=/data/ava/annotations --video_root=/data/ava/videos_15min \
       --output_dir=/data/ava/tfrecords/train --num_shards=256
   python -m tfrecords_tools.convert_ava --split=val ... \
       --proposals_csv=/data/ava/ava_val_predicted_boxes.csv
@@ -14,7 +14,7 @@ person ids, the person proposals with scores, movie id and timestamp.
 --annotation_dir finds AVA's own file names (ava_{split}_v2.2.csv,
 ava_{split}_excluded_timestamps_v2.2.csv, ava_action_list_v2.2.pbtxt and,
 if there, PySlowFast's ava_{split}_predicted_boxes.csv); each can be given
-explicitly instead. Movie files are found anywhere under --movie_root by
+explicitly instead. Movie files are found anywhere under --video_root by
 their id; --movie_start_s is the AVA second at time 0 of the files (900 for
 PySlowFast's videos_15min cuts, 0 for the full movies).
 
@@ -42,6 +42,7 @@ from tfrecords_tools.conversion import job
 from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import video_frames
+from cvrl.tools import cli
 
 _SPLIT = flags.DEFINE_string('split', 'train', 'AVA split name (train, val).')
 _ANNOTATION_DIR = flags.DEFINE_string(
@@ -57,8 +58,9 @@ _EXCLUDED_CSV = flags.DEFINE_string(
     'Excluded timestamps (default: ava_{split}_excluded_timestamps_v2.2.csv).')
 _LABEL_MAP = flags.DEFINE_string(
     'label_map', None, 'Action label map (default: ava_action_list_v2.2.pbtxt).')
-_MOVIE_ROOT = flags.DEFINE_string('movie_root', None,
+_VIDEO_ROOT = flags.DEFINE_string('video_root', None,
                                   'Folder holding the movie files.')
+cli.deprecated_alias('movie_root', 'video_root')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where to write.')
 _FPS = flags.DEFINE_float('fps', 30.0, 'Frame rate of the stored clips.')
 _CLIP_FRAMES = flags.DEFINE_integer(
@@ -112,8 +114,8 @@ def main(argv):
     beam_args.append(f'--runner={_BEAM_RUNNER.value}')
   if beam_args and _RUNNER.value != 'beam':
     raise app.UsageError(f'unknown arguments {beam_args}')
-  for name, flag in (('--output_dir', _OUTPUT_DIR), ('--movie_root',
-                                                      _MOVIE_ROOT)):
+  for name, flag in (('--output_dir', _OUTPUT_DIR), ('--video_root',
+                                                      _VIDEO_ROOT)):
     if not flag.value:
       raise app.UsageError(f'{name} is required')
   split = _SPLIT.value
@@ -137,7 +139,7 @@ def main(argv):
         raise job.UsageError(f'{path} does not exist')
     labels = ava_files.read_label_map(label_map)
     tasks, problems = ava_keyframes.read_split(
-        split, boxes, proposals, excluded, set(labels), _MOVIE_ROOT.value,
+        split, boxes, proposals, excluded, set(labels), _VIDEO_ROOT.value,
         _KEYFRAMES_PER_TASK.value, _KEYFRAMES.value == 'annotated')
     if not tasks:
       raise job.UsageError('the annotations list no keyframe')
@@ -191,7 +193,7 @@ def main(argv):
 
 
 def run_main():
-  app.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+  cli.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
 
 
 if __name__ == '__main__':

@@ -51,6 +51,7 @@ from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import split_files
 from tfrecords_tools.conversion import video_frames
 from tfrecords_tools.conversion import decoder
+from cvrl.tools import cli
 
 _INPUT_CSV = flags.DEFINE_string(
     'input_csv', None,
@@ -174,7 +175,7 @@ def main(argv):
 
 
 def run_main():
-  app.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+  cli.run(main, flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 r"""Summarises and checks video TFRecords written by `convert_videos`.
 
   python -m tfrecords_tools.inspect_tfrecords \
-      --pattern='/data/k600/tfrecords/train-*.tfrecord' [--verify]
+      --input_path='/data/k600/tfrecords/train-*.tfrecord' [--verify]
 
 Prints videos per label, frames per video (min / median / max), frame rates
 (with a warning and their spread when they differ: clips are counted in
@@ -14,7 +14,7 @@ AVA keyframe records of `convert_ava` (boxes and proposals per keyframe,
 actions per box, one keyframe drawn with its boxes as a PNG):
 
   python -m tfrecords_tools.inspect_tfrecords --ava \
-      --pattern='/data/ava/tfrecords/train/train-*.tfrecord' \
+      --input_path='/data/ava/tfrecords/train/train-*.tfrecord' \
       --label_map=ava_action_list_v2.2.pbtxt --draw_keyframe=/tmp/kf.png
 """
 
@@ -27,14 +27,16 @@ import tensorflow as tf
 from cvrl.data import ava_files
 from tfrecords_tools.datasets import ava_inspection
 from tfrecords_tools.datasets import inspection
+from cvrl.tools import cli
 
-_PATTERN = flags.DEFINE_string('pattern', None,
-                               'Glob of TFRecord files (local or gs://).')
+_INPUT_PATH = flags.DEFINE_string(
+    'input_path', None, 'TFRecords: comma-separated globs (local or gs://).')
+cli.deprecated_alias('pattern', 'input_path')
 _VERIFY = flags.DEFINE_bool('verify', False, 'Decode every JPEG frame.')
 _AVA = flags.DEFINE_bool('ava', False, 'The records are convert_ava '
                          'keyframes: also report boxes and actions.')
 _LABEL_MAP = flags.DEFINE_string('label_map', None,
-                                 '--ava: action names from this .pbtxt.')
+                                 '--ava: action names (.pbtxt or one name a line).')
 _DRAW_KEYFRAME = flags.DEFINE_string(
     'draw_keyframe', None, '--ava: write a keyframe with its boxes here (PNG).')
 _DRAW_INDEX = flags.DEFINE_integer(
@@ -43,11 +45,11 @@ _DRAW_INDEX = flags.DEFINE_integer(
 
 def main(argv):
   del argv
-  if not _PATTERN.value:
-    raise app.UsageError('--pattern is required')
-  files = sorted(tf.io.gfile.glob(_PATTERN.value))
+  if not _INPUT_PATH.value:
+    raise app.UsageError('--input_path is required')
+  files = sorted(tf.io.gfile.glob(_INPUT_PATH.value))
   if not files:
-    print(f'inspect_tfrecords: error: no file matches {_PATTERN.value!r}',
+    print(f'inspect_tfrecords: error: no file matches {_INPUT_PATH.value!r}',
           file=sys.stderr)
     return 2
   if not _AVA.value:
@@ -70,5 +72,9 @@ def main(argv):
   return 1 if report.errors else 0
 
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

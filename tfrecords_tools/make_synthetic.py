@@ -23,6 +23,7 @@ from absl import flags
 
 from tfrecords_tools.datasets import nuisance
 from tfrecords_tools.datasets import synthetic
+from cvrl.tools import cli
 
 _KIND = flags.DEFINE_enum(
     'kind', 'motion', ['motion', 'nuisance'],
@@ -69,5 +70,9 @@ def main(argv):
         f'{len(splits[held_out])} {held_out} videos of {classes} in '
         f'{time.time() - start:.1f}s -> {_OUTPUT_DIR.value}')
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 
 from tfrecords_tools.datasets import synthetic_ava
+from cvrl.tools import cli
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Where to write.')
 _TRAIN_MOVIES = flags.DEFINE_integer('train_movies', 12, 'Training movies.')
@@ -44,5 +45,9 @@ def main(argv):
         f'{_OUTPUT_DIR.value}')
 
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

@@ -67,12 +67,24 @@ _ID = re.compile(r'\b(?:label_)?id:\s*(-?\d+)')
 
 
 def read_label_map(path: str) -> Dict[int, str]:
-  """{action id: name} from an AVA label map (.pbtxt, either layout)."""
+  """{id: name} from a label map in either format every command accepts:
+  an AVA / TF object-detection .pbtxt (`item {name: ".." id: N}` or
+  `label {name: ".." label_id: N}` blocks), or a text file with one class
+  name a line (`label_map.txt`, as convert_videos writes), ids 1, 2, ...
+  by line."""
   try:
     with files.open_file(path) as f:
       text = f.read()
   except files.FILE_ERRORS as e:
     raise AnnotationError(f'{path}: cannot read the label map: {e}') from e
+  if '{' not in text:
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+      raise AnnotationError(f'{path}: empty label map; expected one class '
+                            'name a line, or "item {...}" blocks')
+    if len(set(names)) != len(names):
+      raise AnnotationError(f'{path}: label map has duplicate classes')
+    return {index + 1: name for index, name in enumerate(names)}
   labels: Dict[int, str] = {}
   for block in _BLOCK.finditer(text):
     line = text.count('\n', 0, block.start()) + 1
@@ -90,6 +102,13 @@ def read_label_map(path: str) -> Dict[int, str]:
     raise AnnotationError(f'{path}: no "label {{...}}" or "item {{...}}" '
                           'blocks; expected an AVA label map')
   return labels
+
+
+def read_class_names(path: str) -> List[str]:
+  """Class names by label index (0, 1, ...) from a label map in either
+  format (`read_label_map`): a .pbtxt's classes in the order of their ids."""
+  labels = read_label_map(path)
+  return [labels[key] for key in sorted(labels)]
 
 
 def write_label_map(path: str, labels: Dict[int, str],

@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from absl import logging
 import tensorflow as tf
 
+from cvrl import files
 from cvrl.configs import base
 from cvrl.data import video_sources
 
@@ -113,7 +114,7 @@ def check(params, sections: Sequence[str] = ('train_data',),
       counted = count_fn(data.input_path)
     except video_sources.InputError as e:
       hint = ('; check every record with python -m '
-              'tfrecords_tools.inspect_tfrecords --pattern=... --verify'
+              'tfrecords_tools.inspect_tfrecords --input_path=... --verify'
               if 'truncated' in str(e) else '')
       raise base.ConfigError(f'task.{name}.input_path: {e}{hint}') from e
     took = f'{time.time() - start:.1f} s'
@@ -139,3 +140,39 @@ def check(params, sections: Sequence[str] = ('train_data',),
     lines.append(f'dataset: {field}={configured} kept although {counted} '
                  f'records were counted (check_num_examples=false)')
   return lines
+
+
+# Written by tfrecords_tools.convert_videos beside its shards: one class name
+# per line, the line number being the label.
+LABEL_MAP = 'label_map.txt'
+
+
+def resolve_num_classes(params) -> List[str]:
+  """model.head.num_classes 0 (and the data sections' num_classes 0)
+  becomes the number of classes in the label_map.txt beside the first
+  training record; returns lines for the log. ConfigError naming the
+  field when there is no such file."""
+  model = getattr(params.task, 'model', None)
+  head = getattr(model, 'head', None)
+  train = getattr(params.task, 'train_data', None)
+  if head is None or getattr(head, 'num_classes', 1) != 0 or train is None:
+    return []
+  try:
+    first = video_sources.list_files(train.input_path)[0]
+  except video_sources.InputError as e:
+    raise base.ConfigError(f'task.train_data.input_path: {e}') from e
+  path = os.path.join(os.path.dirname(first), LABEL_MAP)
+  if not files.is_file(path):
+    raise base.ConfigError(
+        f'task.model.head.num_classes=0 reads the number of classes from '
+        f'{path}, which does not exist: set task.model.head.num_classes, '
+        'or convert the records with tfrecords_tools.convert_videos (it '
+        'writes that file)')
+  with files.open_file(path) as f:
+    count = sum(1 for line in f if line.strip())
+  head.num_classes = count
+  for name in ('train_data', 'validation_data'):
+    data = getattr(params.task, name, None)
+    if data is not None and getattr(data, 'num_classes', -1) == 0:
+      data.num_classes = count
+  return [f'dataset: task.model.head.num_classes={count} (classes in {path})']

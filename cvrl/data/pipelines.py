@@ -208,6 +208,21 @@ def _views_first(x: tf.Tensor) -> tf.Tensor:
   return tf.reshape(x, [-1] + x.shape[2:].as_list())
 
 
+def finish_views(first: tf.Tensor, second: tf.Tensor,
+                 debias_seed: Optional[tf.Tensor],
+                 config: video_data.VideoDataConfig):
+  """What follows Algorithm 1's per-pixel part, the same wherever that ran
+  (host: here; device: PretrainTask.device_preprocess): the background
+  debiasing of the batch's two views [B, T, S, S, 3] when it is seeded, then
+  [0, 1] -> [-1, 1] with zero_centering. Returns (first, second)."""
+  if debias_seed is not None:
+    first, second = background_debias.debias(first, second, debias_seed,
+                                             config.background)
+  if config.zero_centering:
+    first, second = first * 2.0 - 1.0, second * 2.0 - 1.0
+  return first, second
+
+
 def _arrange_batch(batch: Dict[str, tf.Tensor],
                    config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
   """Normalises, casts, and lays out the two views of a pretraining batch."""
@@ -218,11 +233,10 @@ def _arrange_batch(batch: Dict[str, tf.Tensor],
             'view_params': _views_first(batch['view_params']),
             'label': batch['label'], **extra}
   image = batch['image']
-  if DEBIAS_SEED in batch:
-    image = tf.stack(background_debias.debias(
-        image[:, 0], image[:, 1], batch[DEBIAS_SEED], config.background),
-                     axis=1)
-  if config.zero_centering:
+  if config.mode == 'pretrain':
+    image = tf.stack(finish_views(image[:, 0], image[:, 1],
+                                  batch.get(DEBIAS_SEED), config), axis=1)
+  elif config.zero_centering:
     image = image * 2.0 - 1.0
   image = tf.cast(image, 'float32' if config.dtype == 'auto' else config.dtype)
   if config.mode != 'pretrain':

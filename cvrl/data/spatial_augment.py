@@ -56,38 +56,58 @@ class PreparedView(NamedTuple):
   params: tf.Tensor  # float32 [P] (one draw a clip) or [T, P] (per frame)
 
 
-# flip, jitter, brightness, contrast, saturation, hue, order x 4,
-# grayscale, blur, sigma, solarize.
-NUM_PIXEL_PARAMS = 14
+class PixelField(NamedTuple):
+  """One per-pixel choice of `ClipParams` as it travels in the packed
+  float32 vector: its size, how it is read back, and its no-op value."""
+  name: str
+  size: int
+  kind: str  # 'flag' (bool), 'int' (int32) or 'float'
+  identity: tuple
+
+
+# The per-pixel choices, in packed order: the one list that `pack_pixel_params`,
+# `unpack_pixel_params`, NUM_PIXEL_PARAMS and IDENTITY_PIXEL_PARAMS derive
+# from. A new augmentation adds its ClipParams field, its draw in
+# `sample_clip_params`, its step in `apply_pixels` and one row here.
+PIXEL_FIELDS = (
+    PixelField('flip', 1, 'flag', (0.,)),
+    PixelField('jitter', 1, 'flag', (0.,)),
+    PixelField('brightness', 1, 'float', (1.,)),
+    PixelField('contrast', 1, 'float', (1.,)),
+    PixelField('saturation', 1, 'float', (1.,)),
+    PixelField('hue', 1, 'float', (0.,)),
+    PixelField('order', 4, 'int', (0., 1., 2., 3.)),
+    PixelField('grayscale', 1, 'flag', (0.,)),
+    PixelField('blur', 1, 'flag', (0.,)),
+    PixelField('sigma', 1, 'float', (1.,)),
+    PixelField('solarize', 1, 'flag', (0.,)),
+)
+NUM_PIXEL_PARAMS = sum(field.size for field in PIXEL_FIELDS)
 # Changes nothing: no flip, jitter, greyscale, blur or solarize.
-IDENTITY_PIXEL_PARAMS = (0., 0., 1., 1., 1., 0., 0., 1., 2., 3., 0., 0., 1.,
-                         0.)
+IDENTITY_PIXEL_PARAMS = sum((field.identity for field in PIXEL_FIELDS), ())
 
 
 def pack_pixel_params(params: ClipParams) -> tf.Tensor:
   """The per-pixel choices of `params` as float32 [NUM_PIXEL_PARAMS] (exact:
   flags are 0/1, the order's integers are small)."""
-  def f32(x):
-    return tf.cast(x, tf.float32)
   return tf.concat([
-      tf.stack([f32(params.flip), f32(params.jitter), f32(params.brightness),
-                f32(params.contrast), f32(params.saturation),
-                f32(params.hue)]),
-      f32(params.order),
-      tf.stack([f32(params.grayscale), f32(params.blur), f32(params.sigma),
-                f32(params.solarize)])], axis=0)
+      tf.reshape(tf.cast(getattr(params, field.name), tf.float32),
+                 [field.size]) for field in PIXEL_FIELDS], axis=0)
 
 
 def unpack_pixel_params(packed: tf.Tensor) -> ClipParams:
   """Inverse of `pack_pixel_params` (the window is not needed any more)."""
-  def flag(i):
-    return packed[i] > 0.5
-  return ClipParams(
-      window=tf.zeros([4], tf.int32), flip=flag(0), jitter=flag(1),
-      brightness=packed[2], contrast=packed[3], saturation=packed[4],
-      hue=packed[5], order=tf.cast(packed[6:10], tf.int32),
-      grayscale=flag(10), blur=flag(11), sigma=packed[12],
-      solarize=flag(13))
+  values, start = {}, 0
+  for field in PIXEL_FIELDS:
+    value = packed[start:start + field.size]
+    value = value[0] if field.size == 1 else value
+    start += field.size
+    if field.kind == 'flag':
+      value = value > 0.5
+    elif field.kind == 'int':
+      value = tf.cast(value, tf.int32)
+    values[field.name] = value
+  return ClipParams(window=tf.zeros([4], tf.int32), **values)
 
 
 def _split(seed, n):

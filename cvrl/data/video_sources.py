@@ -125,7 +125,7 @@ def explain_data_loss(error: Exception, input_paths: Sequence[str]) -> str:
   else:
     found = ('no file is truncated (the damage is inside a record: a '
              'checksum)')
-  check = ' '.join(f"--pattern='{p}'" for p in patterns[:1])
+  check = ' '.join(f"--input_path='{p}'" for p in patterns[:1])
   return (f'reading the input failed ({type(error).__name__}: '
           f'{getattr(error, "message", error)}): {found}. Check every '
           f'record with: python -m tfrecords_tools.inspect_tfrecords {check} '

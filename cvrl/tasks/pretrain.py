@@ -22,7 +22,6 @@ from official.core import task_factory
 from cvrl.eval import knn
 from cvrl import losses
 from cvrl.configs import pretrain as pretrain_cfg
-from cvrl.data import background_debias
 from cvrl.data import pipelines
 from cvrl.data import spatial_augment
 from cvrl.modeling import cvrl_model
@@ -120,12 +119,8 @@ class PretrainTask(video_task.VideoTask):
     apply = (spatial_augment.apply_batch_xla if data.xla_augment
              else spatial_augment.apply_batch)
     views = apply(inputs['image'], inputs['view_params'])
-    if pipelines.DEBIAS_SEED in inputs:
-      first, second = background_debias.debias(
-          *tf.split(views, 2), inputs[pipelines.DEBIAS_SEED], data.background)
-      views = tf.concat([first, second], axis=0)
-    if data.zero_centering:
-      views = views * 2.0 - 1.0
+    views = tf.concat(pipelines.finish_views(
+        *tf.split(views, 2), inputs.get(pipelines.DEBIAS_SEED), data), axis=0)
     out = {k: v for k, v in inputs.items()
            if k not in ('view_params', pipelines.DEBIAS_SEED)}
     out['image'] = views

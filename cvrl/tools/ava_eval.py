@@ -18,6 +18,7 @@ from absl import flags
 
 from cvrl.data import ava_files
 from cvrl.eval import ava_map
+from cvrl.tools import cli
 
 _GROUNDTRUTH = flags.DEFINE_string('groundtruth', None, 'AVA boxes CSV.')
 _DETECTIONS = flags.DEFINE_string('detections', None, 'Detections CSV.')
@@ -66,5 +67,9 @@ def main(argv):
   return 1 if problems else 0
 
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 
 from cvrl.eval import reports
+from cvrl.tools import cli
 
 _RUNS = flags.DEFINE_list('runs', None, 'name=model_dir pairs.')
 _DETECTION = flags.DEFINE_bool(
@@ -43,5 +44,9 @@ def main(argv):
   return 0
 
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

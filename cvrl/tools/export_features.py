@@ -2,7 +2,7 @@ r"""Exports backbone features of video TFRecords to an .npz file.
 
   python -m cvrl.tools.export_features --experiment=cvrl_linear_eval_k400 \
       --checkpoint=gs://BUCKET/cvrl/pretrain_k400 \
-      --pattern='/data/k400/tfrecords/val-*.tfrecord' --output=features.npz \
+      --input_path='/data/k400/tfrecords/val-*.tfrecord' --output_file=features.npz \
       --num_clips=10 --num_crops=3 --average_views
 
 The experiment (plus --config_file / --params_override, strictly applied)
@@ -22,17 +22,22 @@ from absl import flags
 from official.common import flags as tfm_flags
 
 from cvrl import files
+from cvrl.data import ava_files
 from cvrl.eval import feature_export
 from cvrl.eval import projector
 from cvrl import registry_imports  # noqa: F401  pylint: disable=unused-import
 from cvrl.configs import launch
 from cvrl.modeling import checkpoint_restore
+from cvrl.tools import cli
 
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', None, "Checkpoint prefix or folder; 'random_init': the "
     'backbone at its random initialisation (task.init_seed), the baseline.')
-_PATTERN = flags.DEFINE_string('pattern', None, 'Glob(s) of the TFRecords.')
-_OUTPUT = flags.DEFINE_string('output', None, 'The .npz to write.')
+_INPUT_PATH = flags.DEFINE_string(
+    'input_path', None, 'TFRecords: comma-separated globs (local or gs://).')
+_OUTPUT_FILE = flags.DEFINE_string('output_file', None, 'The .npz to write.')
+cli.deprecated_alias('pattern', 'input_path')
+cli.deprecated_alias('output', 'output_file')
 _NUM_CLIPS = flags.DEFINE_integer('num_clips', 1,
                                   'Evenly spaced clips per video.')
 _NUM_CROPS = flags.DEFINE_integer('num_crops', 1, 'Crops per clip: 1 or 3.')
@@ -43,8 +48,8 @@ _PROJECTOR_DIR = flags.DEFINE_string(
     'projector_dir', None, 'Also write the features for TensorBoard\'s '
     'embedding projector here (tensorboard --logdir=DIR, tab PROJECTOR).')
 _LABEL_MAP = flags.DEFINE_string(
-    'label_map', None, 'label_map.txt of the records (class names for the '
-    'projector; default: the label indices).')
+    'label_map', None, 'Class names for the projector: label_map.txt of the '
+    'records or a .pbtxt (default: the label indices).')
 _VIEW_SIZE = flags.DEFINE_integer(
     'view_size', 0, 'Short side of the views, cropped square (0: the size '
     'the experiment evaluates at: its test short side, or for a pretraining '
@@ -53,7 +58,7 @@ _VIEW_SIZE = flags.DEFINE_integer(
 
 def main(argv):
   del argv
-  for name in ('experiment', 'checkpoint', 'pattern', 'output'):
+  for name in ('experiment', 'checkpoint', 'input_path', 'output_file'):
     if not getattr(flags.FLAGS, name):
       raise app.UsageError(f'--{name} is required')
   # --experiment, --config_file, --params_override: Model Garden's flags,
@@ -62,7 +67,7 @@ def main(argv):
   launch.prepare(params, training=False)  # precision for this machine
   try:
     summary = feature_export.export_features(
-        params, _CHECKPOINT.value, _PATTERN.value, _OUTPUT.value,
+        params, _CHECKPOINT.value, _INPUT_PATH.value, _OUTPUT_FILE.value,
         num_clips=_NUM_CLIPS.value, num_crops=_NUM_CROPS.value,
         average_views=_AVERAGE.value, batch_size=_BATCH.value,
         view_size=_VIEW_SIZE.value)
@@ -70,11 +75,10 @@ def main(argv):
     print(f'export_features: error: {e}', file=sys.stderr)
     return 1
   if _PROJECTOR_DIR.value:
-    arrays = files.load_npz(_OUTPUT.value)
+    arrays = files.load_npz(_OUTPUT_FILE.value)
     names = None
-    if _LABEL_MAP.value:  # label_map.txt: one class a line, index = line
-      with files.open_file(_LABEL_MAP.value) as f:
-        names = [line.rstrip('\n') for line in f if line.strip()]
+    if _LABEL_MAP.value:
+      names = ava_files.read_class_names(_LABEL_MAP.value)
     features = arrays['features']
     if features.ndim == 3:  # --noaverage_views: one point per video
       features = features.mean(axis=1)
@@ -89,6 +93,11 @@ def main(argv):
   return 0
 
 
-if __name__ == '__main__':
+def run_main():
   tfm_flags.define_flags()
-  app.run(main)
+  flags.adopt_module_key_flags(tfm_flags)
+  cli.run(main)
+
+
+if __name__ == '__main__':
+  run_main()

@@ -28,6 +28,7 @@ from cvrl.configs import base
 from cvrl.configs import launch
 from cvrl.eval import saved_model
 from cvrl.modeling import checkpoint_restore
+from cvrl.tools import cli
 
 _CHECKPOINT = flags.DEFINE_string(
     'checkpoint', None, "Checkpoint prefix or folder; 'random_init': the "
@@ -61,6 +62,11 @@ def main(argv):
   return 0
 
 
-if __name__ == '__main__':
+def run_main():
   tfm_flags.define_flags()
-  app.run(main)
+  flags.adopt_module_key_flags(tfm_flags)
+  cli.run(main)
+
+
+if __name__ == '__main__':
+  run_main()

@@ -1,8 +1,8 @@
 r"""Linear probe of exported features (`cvrl.eval.probe`).
 
   python -m cvrl.tools.export_features --experiment=cvrl_pretrain_demo \
-      --checkpoint=demo_output/pretrain --pattern='demo_output/tfrecords/train/train-*.tfrecord' \
-      --output=/tmp/train.npz
+      --checkpoint=demo_output/pretrain --input_path='demo_output/tfrecords/train/train-*.tfrecord' \
+      --output_file=/tmp/train.npz
   (the same for the test records -> /tmp/test.npz; --checkpoint=random_init
   for the random encoder, the baseline)
   python -m cvrl.tools.probe --train=/tmp/train.npz --test=/tmp/test.npz
@@ -25,6 +25,7 @@ from absl import flags
 
 from cvrl import files
 from cvrl.eval import probe
+from cvrl.tools import cli
 
 _TRAIN = flags.DEFINE_string('train', None, '.npz of the training videos.')
 _TEST = flags.DEFINE_string('test', None, '.npz of the test videos.')
@@ -81,5 +82,9 @@ def main(argv):
   return 0
 
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

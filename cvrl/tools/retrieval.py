@@ -14,6 +14,7 @@ from absl import flags
 
 from cvrl import files
 from cvrl.eval import retrieval
+from cvrl.tools import cli
 
 _TRAIN = flags.DEFINE_string('train', None, '.npz of the gallery (train).')
 _TEST = flags.DEFINE_string('test', None, '.npz of the queries (test).')
@@ -42,5 +43,9 @@ def main(argv):
   return 0
 
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 
 from cvrl.eval import reports
+from cvrl.tools import cli
 
 _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'The run to summarise.')
 
@@ -30,5 +31,9 @@ def main(argv):
   return 0
 
 
+def run_main():
+  cli.run(main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  run_main()

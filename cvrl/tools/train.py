@@ -1,8 +1,10 @@
 r"""CVRL training driver, on Model Garden's `train_lib`.
 
-  python -m cvrl.tools.train --experiment=cvrl_pretrain_k600 --mode=train_and_eval \
+  cvrl-train --experiment=cvrl_pretrain_k600 --mode=train_and_eval \
       --model_dir=gs://BUCKET/cvrl/k600 --tpu=TPU_NAME \
       --config_file=experiments/pretrain_k600_r3d50_800ep.yaml
+
+The same command is `python -m cvrl.tools.train` and `python cvrl/train.py`.
 
 Flags are Model Garden's (`--experiment`, `--mode`, `--model_dir`,
 `--config_file`, `--params_override`, `--tpu`, ...). Strategy: the config's
@@ -44,6 +46,7 @@ from cvrl.configs import precision
 from cvrl.configs import strategy
 from cvrl.data import video_sources
 from cvrl.tasks import train_actions
+from cvrl.tools import cli
 
 FLAGS = flags.FLAGS
 
@@ -152,8 +155,12 @@ _LIST_EXPERIMENTS = flags.DEFINE_bool(
 
 
 def run():
+  """The command (`python -m cvrl.tools.train`, `cvrl-train`,
+  `python cvrl/train.py`): --help lists its flags and the experiments."""
   tfm_flags.define_flags()
-  app.run(main_with_errors)
+  flags.adopt_module_key_flags(tfm_flags)
+  cli.run(main_with_errors, usage=f'{__doc__}\nRegistered experiments '
+          f'(--experiment=NAME):\n\n{list_experiments()}\n')
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import tensorflow as tf
 
 from cvrl import files
+from cvrl.data import ava_files
 from cvrl.data import features
 
 VIDEO_EXTENSIONS = ('.mp4', '.mkv', '.webm', '.avi', '.mov', '.m4v', '.flv',
@@ -183,11 +184,12 @@ def read_folder_tree(root: str, split: str) -> List[VideoTask]:
 
 
 def read_label_map(path: str) -> List[str]:
-  with files.open_file(path) as f:
-    labels = [line.rstrip('\n') for line in f if line.strip()]
-  if len(set(labels)) != len(labels):
-    raise SourceError(f'{path}: label map has duplicate classes')
-  return labels
+  """Class names by label index: label_map.txt (one a line) or a .pbtxt
+  (classes in the order of their ids), as every command accepts."""
+  try:
+    return ava_files.read_class_names(path)
+  except ava_files.AnnotationError as e:
+    raise SourceError(str(e)) from e
 
 
 def write_label_map(path: str, labels: Sequence[str]) -> None:
