@@ -1,4 +1,4 @@
-"""benchmarks/learning_quality.py end to end at toy size: data, conversion,
+"""studies/learning_under_nuisance/run.py end to end at toy size: data, conversion,
 pretraining, export and both probes run, and the table reads its results."""
 
 import json
@@ -14,7 +14,7 @@ from tests.conftest import REPO_ROOT
 @pytest.mark.slow
 def test_benchmark_runs_end_to_end_and_reuses_finished_runs(tmp_path):
   work = tmp_path / 'lq'
-  command = [sys.executable, 'benchmarks/learning_quality.py',
+  command = [sys.executable, 'studies/learning_under_nuisance/run.py',
              '--rows=demo', '--videos_per_cell=2', '--epochs=1',
              f'--work_dir={work}']
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
@@ -40,52 +40,48 @@ def test_benchmark_runs_end_to_end_and_reuses_finished_runs(tmp_path):
 
 
 def test_every_row_is_read_against_random_init_of_the_same_encoder():
-  from benchmarks import learning_quality  # pylint: disable=g-import-not-at-top
-  rows = learning_quality.ROWS
-  for name, (_, overrides) in rows.items():
-    baseline = learning_quality.baseline_of(name)
+  from studies.learning_under_nuisance import run as study  # pylint: disable=g-import-not-at-top
+  rows = study.ROWS
+  for name in rows:
+    baseline = study.baseline_of(name)
     assert baseline in rows and baseline.startswith('random'), name
-    # The baseline carries exactly the encoder / probe-size overrides.
-    changes = {key: value for key, value in
-               learning_quality.BASELINE_CHANGES.values()
-               if (overrides or {}).get(key) == value}
-    assert (rows[baseline][1] or {}) == changes, (name, baseline)
-  assert learning_quality.baseline_of('demo') == 'random'
-  assert (learning_quality.baseline_of(learning_quality.MAIN_ROW) ==
-          'random_difference')
+    assert study.ROWS[baseline][1] == 'demo', name
+  assert study.baseline_of('demo') == 'random'
+  # The registered small recipe reads residual frames: so does its baseline.
+  assert study.baseline_of(study.MAIN_ROW) == 'random_difference'
+  assert (study.baseline_of('difference_paper_colour_crop_0.6_res_48') ==
+          'random_difference_res_48')
 
 
-def test_every_row_is_a_valid_demo_experiment(tmp_path):
-  """Each row's overrides apply strictly to cvrl_pretrain_demo (a misspelt
-  key fails) and give a config that validates, with the lr and epochs the
-  row's factors say; MAIN_ROW is the recipe the README describes."""
-  from benchmarks import learning_quality  # pylint: disable=g-import-not-at-top
+def test_every_row_is_a_valid_experiment_and_the_main_row_is_registered(
+    tmp_path):
+  """Each row's overrides apply strictly to its registered experiment (a
+  misspelt key fails) and validate; the main row is cvrl_pretrain_small
+  itself, with only the study's data, seeds and size changed."""
+  from studies.learning_under_nuisance import run as study  # pylint: disable=g-import-not-at-top
   from cvrl import registry_imports  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   from cvrl.configs import launch  # pylint: disable=g-import-not-at-top
   import yaml  # pylint: disable=g-import-not-at-top
   patterns = {'train': '/data/train-*.tfrecord',
               'test': '/data/test-*.tfrecord'}
-  def lr_of(params):
-    return (params.trainer.optimizer_config.learning_rate.cosine
-            .initial_learning_rate)
-  base_lr = lr_of(launch.parse_experiment('cvrl_pretrain_demo'))
   built = {}
-  for name, (_, overrides) in learning_quality.ROWS.items():
-    config = learning_quality.row_config(name, 3, patterns, 960, 10)
+  for name, (_, base, overrides) in study.ROWS.items():
+    config = study.row_config(name, 3, patterns, 960, study.STUDY_EPOCHS)
     path = tmp_path / f'{name}.yaml'
     path.write_text(yaml.safe_dump(config))
-    params = launch.parse_experiment('cvrl_pretrain_demo', [str(path)])
+    params = launch.parse_experiment(study.experiment_of(name), [str(path)])
     params.task.validate()
     data = params.task.train_data
     assert (data.seed, params.task.init_seed, data.num_examples) == (3, 3, 960)
-    overrides = overrides or {}
-    factor = float(overrides.get('lr', 'x1')[1:])
-    assert abs(lr_of(params) - factor * base_lr) < 1e-9, name
-    epochs = float(overrides.get('trainer.epochs', 'x1')[1:]) * 10
-    assert params.trainer.epochs == round(epochs), name
+    factor = float((overrides or {}).get('trainer.epochs', 'x1')[1:])
+    want = 10 if base == 'demo' else 20
+    assert params.trainer.epochs == round(factor * want), name
     built[name] = params
-  main = built[learning_quality.MAIN_ROW]
-  assert main.task.model.backbone.cvrl_r3d.input_frames == 'difference'
-  assert main.task.train_data.background.method == 'fame'
-  assert main.task.train_data.spatial.view_2.brightness == 0.8
-  assert main.task.train_data.global_batch_size == 64
+  main = built[study.MAIN_ROW]
+  registered = launch.parse_experiment('cvrl_pretrain_small')
+  for params in (main, registered):
+    params.task.train_data.override(
+        {'input_path': '', 'num_examples': 0, 'seed': 0}, is_strict=True)
+    params.task.validation_data.override({'input_path': ''}, is_strict=True)
+    params.task.init_seed = 0
+  assert main.as_dict() == registered.as_dict()
