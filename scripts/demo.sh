@@ -83,6 +83,14 @@ for encoder in cvrl random; do
   $PY -m cvrl.tools.retrieval --name=$name --k=1,5 \
       --train="$OUT/features/${encoder}_train.npz" --test="$OUT/features/${encoder}_val.npz"
 done
+echo "Linear probe of the same features (L-BFGS, standardised, penalty chosen on a split of train):"
+for encoder in cvrl random; do
+  name=CVRL; [[ $encoder == random ]] && name=random
+  printf '%-10s ' "$name"
+  $PY -m cvrl.tools.probe --train="$OUT/features/${encoder}_train.npz" \
+      --test="$OUT/features/${encoder}_val.npz" 2> "$OUT/probe_$encoder.log" \
+    || { tail -20 "$OUT/probe_$encoder.log"; exit 1; }
+done
 echo "pretraining: ${pretrain_s}s; logs: $OUT/*.log"
 echo "TensorBoard: tensorboard --logdir=$OUT (embedding projector: --logdir=$OUT/projector)"
 echo "demo: done in $(( $(date +%s) - start ))s"

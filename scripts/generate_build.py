@@ -17,7 +17,7 @@ import os
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ('cvrl', 'tfrecords_tools', 'benchmarks', 'tests')
+PACKAGES = ('cvrl', 'tfrecords_tools', 'benchmarks', 'studies', 'tests')
 # Top-level import name -> pip distribution (setup.py's requirements).
 DISTRIBUTIONS = {
     'absl': 'absl-py', 'apache_beam': 'apache-beam', 'av': 'av',
@@ -26,7 +26,7 @@ DISTRIBUTIONS = {
     'orbit': 'tf-models-official', 'PIL': 'pillow', 'pytest': 'pytest',
     # A dependency of tf-models-official (COCO evaluation).
     'pycocotools': 'pycocotools',
-    'scipy': 'scipy', 'tensorboard': 'tensorboard',
+    'scipy': 'scipy', 'sklearn': 'scikit-learn', 'tensorboard': 'tensorboard',
     'tensorflow': 'tensorflow', 'tensorflow_datasets': 'tensorflow-datasets',
     'tf_keras': 'tf-keras', 'tqdm': 'tqdm', 'yaml': 'pyyaml',
 }
@@ -61,6 +61,7 @@ def kind_of(path: str) -> str:
     return 'py_library'
   parts = path.split('/')
   if (path.startswith('cvrl/tools/') or path.startswith('benchmarks/')
+      or (parts[0] == 'studies' and parts[-1] == 'run.py')
       or (parts[0] == 'tfrecords_tools' and len(parts) == 2)):
     return 'py_binary'
   return 'py_library'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU checks of issues 9, 13 and 14, as one script (about 9 minutes on one GPU).
+# GPU checks (precision, XLA, multi-GPU training, memory) as one script (about 9 minutes on one GPU).
 #   bash scripts/gpu_check.sh [OUT_DIR]      # log: OUT_DIR/gpu_check.log
 #
 # Needs a machine with an NVIDIA GPU and the project's environment (.venv, set

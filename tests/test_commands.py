@@ -145,3 +145,6 @@ def test_num_classes_zero_reads_the_label_map_beside_the_records(
   with pytest.raises(base.ConfigError,
                      match='task.model.head.num_classes=0 .*label_map.txt'):
     dataset_size.resolve_num_classes(params)
+  # A job that only runs the backbone (feature export) does not need it.
+  assert dataset_size.resolve_num_classes(params, required=False) == []
+  assert params.task.model.head.num_classes == 0

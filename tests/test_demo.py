@@ -34,6 +34,9 @@ def test_demo_runs_end_to_end(tmp_path):
   assert re.search(r'^CVRL\s+R@1\s+\d+\.\d\d\s+R@5\s+\d+\.\d\d$', text, re.M)
   assert re.search(r'^random\s+R@1\s+\d+\.\d\d\s+R@5\s+\d+\.\d\d$', text,
                    re.M)
+  for name in ('CVRL', 'random'):
+    assert re.search(rf'^{name}\s+linear probe \(8 classes, chance 12.50\): '
+                     r'test top-1 \d+\.\d\d', text, re.M), text
   assert os.path.exists(os.path.join(out, 'projector',
                                      'projector_config.pbtxt'))
   # Pretraining evaluated with the kNN monitor; the linear evaluations

@@ -177,6 +177,44 @@ def test_pretraining_checkpoint_restores_into_the_detector(tmp_path):
     task.initialize(task.build_model())
 
 
+def test_a_residual_frame_pretraining_needs_a_residual_frame_detector(
+    tmp_path):
+  """A checkpoint whose run fed the encoder residual frames restores into a
+  detector with input_frames=difference (whose backbone then differences
+  the clip), and fails into an RGB detector naming the field."""
+  _, folder = pretrained_checkpoint(str(tmp_path / 'pretrain'), 0.125,
+                                    (FRAMES, 32, 32, 3))
+  with open(os.path.join(folder, 'params.yaml'), 'w') as f:
+    f.write('task:\n  model:\n    backbone:\n      cvrl_r3d:\n'
+            '        input_frames: difference\n')
+  params = _small(exp_factory.get_exp_config('cvrl_ava_detection'),
+                  init_checkpoint=folder)
+  rgb = task_factory.get_task(params.task)
+  with pytest.raises(checkpoint_restore.RestoreError,
+                     match='task.model.backbone.cvrl_r3d.input_frames='
+                     'difference'):
+    rgb.initialize(rgb.build_model())
+  params.task.model.backbone.cvrl_r3d.input_frames = 'difference'
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)
+  assert checkpoint_restore.input_frames_of(model.backbone) == 'difference'
+  # The detector's backbone sees x[t+1] - x[t]: a clip that is constant in
+  # time gives the same features whatever the constant frame is (the head
+  # starts at zero, so the backbone is what can tell).
+  frames = np.random.default_rng(0).uniform(size=(1, 1, HEIGHT, WIDTH, 3))
+  clips = [tf.constant(np.repeat(x, FRAMES, axis=1), tf.float32)
+           for x in (frames, 1.0 - frames)]
+  features = [model.backbone(c, training=False).numpy() for c in clips]
+  np.testing.assert_allclose(features[0], features[1], atol=1e-6)
+  # The test can tell: an RGB backbone's features differ.
+  rgb_model = task_factory.get_task(_small(exp_factory.get_exp_config(
+      'cvrl_ava_detection'), init_checkpoint=folder).task).build_model()
+  rgb_features = [rgb_model.backbone(c, training=False).numpy()
+                  for c in clips]
+  assert np.abs(rgb_features[0] - rgb_features[1]).max() > 1e-4
+
+
 def test_box_transform_hand_computed():
   window = tf.constant([0.2, 0.1, 0.7, 0.6])
   boxes = tf.constant([[0.3, 0.2, 0.5, 0.4], [0.8, 0.8, 0.9, 0.9],

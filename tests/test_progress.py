@@ -1,10 +1,10 @@
-"""Progress: a redrawn bar with rate and ETA on a TTY, log lines otherwise."""
+"""Progress: tqdm's bar on a TTY, log lines with rate and ETA otherwise."""
 
 import io
 
 from absl.testing import absltest
 
-from tfrecords_tools.conversion import progress
+from cvrl import progress
 
 
 class _Tty(io.StringIO):
@@ -22,17 +22,25 @@ class _Clock:
     return self.now
 
 
-def test_bar_shows_rate_and_eta_on_a_tty():
+def test_a_tty_gets_tqdm_bar_and_no_log_lines():
   clock, out = _Clock(), _Tty()
-  bar = progress.Progress(10, stream=out, clock=clock)
-  clock.now += 4.0
-  bar.update(2)  # 2 videos in 4 s: 0.5/s, 8 left -> 16 s
+  with absltest.mock.patch.object(progress.logging, 'info') as info:
+    with progress.Progress(10, stream=out, clock=clock) as bar:
+      clock.now += 4.0
+      bar.update(2)
+      bar.update(8)
+    assert info.call_count == 0
   text = out.getvalue()
-  assert text.startswith('\r[######') and '2/10 videos (20%)' in text
-  assert '0.50 videos/s' in text and 'ETA 0m16s' in text
-  clock.now += 16.0
-  bar.update(8)
-  assert out.getvalue().endswith('ETA 0m00s\n')
+  assert '\r' in text and '10/10' in text and 'videos' in text
+  assert text.endswith('\n')  # closed when the total is reached
+
+
+def test_the_log_line_says_rate_and_eta():
+  clock = _Clock()
+  bar = progress.Progress(10, stream=io.StringIO(), clock=clock)
+  clock.now += 4.0
+  bar.done = 2  # 2 videos in 4 s: 0.5/s, 8 left -> 16 s
+  assert bar.line() == '2/10 videos (20%) 0.50 videos/s elapsed 0m04s ETA 0m16s'
 
 
 def test_log_lines_when_not_a_tty():

@@ -239,7 +239,7 @@ def test_detection_with_remote_annotations_and_model_dir(records):  # noqa: F811
 def test_an_evaluation_that_fails_keeps_the_trained_checkpoint(records,  # noqa: F811
                                                                tmp_path):
   # The label map is read only by the evaluation, after training: the
-  # crash the issue saw. 3 steps, one evaluation at the end, no interval
+  # crash a user saw. 3 steps, one evaluation at the end, no interval
   # checkpoint: only the checkpoint before the evaluation can hold step 3.
   params = _detection(records, steps=3, validation_interval=100,
                       evaluated_label_map=str(tmp_path / 'missing.pbtxt'),

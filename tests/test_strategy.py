@@ -62,7 +62,7 @@ def test_auto_picks_what_the_machine_has(machine, tpu, config, want, num_gpus,
 
 
 def test_tpu_without_address_runs_on_the_gpus_not_the_cpu():
-  # The case: 'tpu' in the config, no --tpu, a GPU machine.
+  # A user's case: 'tpu' in the config, no --tpu, a GPU machine.
   params = exp_factory.get_exp_config('cvrl_pretrain_k400')
   params.runtime.distribution_strategy = 'tpu'
   choice, line = strategy.apply(params, gpus(2, (9, 0)))

@@ -165,7 +165,7 @@ def _on_screen(times_s, tick):
                                        (2.21, 2.9)])
 def test_low_frame_rate_resamples_by_the_frame_on_screen(tmp_path, start,
                                                          end):
-  # 6 fps, as the AVA movie of the issue: at 0.93 s the frame shown is the
+  # 6 fps, as a real AVA movie clip: at 0.93 s the frame shown is the
   # one from 0.833 s (index 5), not the first one after 0.93 s.
   times = [k / 6 for k in range(20)]
   path = _write_timed_video(tmp_path / 'six_fps.mp4', times)

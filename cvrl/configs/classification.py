@@ -49,8 +49,11 @@ class ClassificationModelConfig(modeling.EncoderConfig):
 
   def validate(self) -> None:
     super().validate()
-    base.check(self.head.num_classes >= 2, 'model.head.num_classes',
-               self.head.num_classes, '>= 2')
+    # 0: the classes of the records' label_map.txt, resolved at job start
+    # (cvrl.data.dataset_size.resolve_num_classes).
+    base.check(self.head.num_classes >= 2 or self.head.num_classes == 0,
+               'model.head.num_classes', self.head.num_classes,
+               '>= 2, or 0 for the label map beside the training records')
     base.check(0.0 <= self.head.dropout_rate < 1.0,
                'model.head.dropout_rate', self.head.dropout_rate,
                'in [0, 1)')

@@ -148,7 +148,7 @@ def prepare(params: cfg.ExperimentConfig,
       and getattr(train, 'num_examples', 1) <= 0
       and getattr(params.trainer, 'epochs', 0)):
     sections.insert(0, 'train_data')
-  lines = dataset_size.resolve_num_classes(params)
+  lines = dataset_size.resolve_num_classes(params, required=training)
   if training:
     lines.extend(dataset_size.check(params, sections))
     derived = schedule.derive(params)

@@ -2,7 +2,7 @@
 
 Contrastive video learning can tell videos apart by their backgrounds and
 colours alone, and then keeps little of what moves (the scene bias of
-Kinetics; `benchmarks/learning_quality.py` measures it on synthetic data).
+Kinetics; `studies/learning_under_nuisance` measures it on synthetic data).
 Two published remedies are here, each a pure function of the batch's second
 views, the first views and per-example stateless seeds, so that the input
 pipeline (`augment_on: host`) and the train step (`augment_on: device`) run

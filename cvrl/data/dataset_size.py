@@ -147,11 +147,12 @@ def check(params, sections: Sequence[str] = ('train_data',),
 LABEL_MAP = 'label_map.txt'
 
 
-def resolve_num_classes(params) -> List[str]:
+def resolve_num_classes(params, required: bool = True) -> List[str]:
   """model.head.num_classes 0 (and the data sections' num_classes 0)
   becomes the number of classes in the label_map.txt beside the first
   training record; returns lines for the log. ConfigError naming the
-  field when there is no such file."""
+  field when there is no such file, unless not `required` (jobs that only
+  run the backbone, such as feature export): then nothing changes."""
   model = getattr(params.task, 'model', None)
   head = getattr(model, 'head', None)
   train = getattr(params.task, 'train_data', None)
@@ -160,9 +161,13 @@ def resolve_num_classes(params) -> List[str]:
   try:
     first = video_sources.list_files(train.input_path)[0]
   except video_sources.InputError as e:
+    if not required:
+      return []
     raise base.ConfigError(f'task.train_data.input_path: {e}') from e
   path = os.path.join(os.path.dirname(first), LABEL_MAP)
   if not files.is_file(path):
+    if not required:
+      return []
     raise base.ConfigError(
         f'task.model.head.num_classes=0 reads the number of classes from '
         f'{path}, which does not exist: set task.model.head.num_classes, '

@@ -14,15 +14,15 @@ experiment evaluates at (a pretraining experiment: its crop size; an
 evaluation experiment: its test short side) unless view_size says otherwise.
 """
 
-import sys
+import contextlib
 from typing import Dict
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
-import tqdm
 
 from cvrl import files
+from cvrl import progress as progress_lib
 from cvrl.eval import multiview
 from cvrl.configs import video_data
 from cvrl.data import dataset_size
@@ -92,18 +92,17 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
     return tf.reshape(out, [tf.shape(images)[0], num_views, -1])
 
   features, labels, ids = [], [], []
-  # Progress on stderr: redrawn on a terminal, a line every 30 s in a log.
-  interactive = sys.stderr.isatty()
-  with tqdm.tqdm(total=dataset_size.count(pattern), unit='videos',
-                 desc='export_features', file=sys.stderr,
-                 mininterval=0.5 if interactive else 30.0,
-                 disable=not progress) as bar:
+  # Progress on stderr: tqdm's bar on a terminal, a line every 30 s in a log.
+  total = dataset_size.count(pattern)
+  with (progress_lib.Progress(total, desc='export_features') if progress
+        else contextlib.nullcontext(None)) as bar:
     for batch in pipelines.build_dataset(data, keep_ids=True):
       views = features_of(batch['image']).numpy()
       features.append(views.mean(axis=1) if average_views else views)
       labels.append(batch['label'].numpy())
       ids.extend(i.decode('utf-8') for i in batch['id'].numpy())
-      bar.update(len(views))
+      if bar is not None:
+        bar.update(len(views))
   if not features:
     raise ValueError(f'{pattern}: no video to export')
   result = dict(features=np.concatenate(features).astype(np.float32),

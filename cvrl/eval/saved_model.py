@@ -90,9 +90,21 @@ def build_encoder(params, checkpoint: str, with_head: bool = False,
         params.task.model.head, 'normalize_features'):
       raise ValueError('--with_head needs a classification experiment '
                        '(linear evaluation, fine-tuning, supervised)')
-    model = classifier.build_classifier(params.task)
     if checkpoint != feature_export.RANDOM_INIT:
       prefix = checkpoint_restore.resolve_checkpoint(checkpoint)
+    head_config = params.task.model.head
+    if head_config.num_classes == 0 and checkpoint != feature_export.RANDOM_INIT:
+      # 'From the label map' (cvrl_linear_eval_small): the run that wrote
+      # the checkpoint resolved it; its params.yaml says how many.
+      head_config.num_classes = int(checkpoint_restore.run_param(
+          prefix, ('task', 'model', 'head', 'num_classes'), 0))
+    if head_config.num_classes < 2:
+      raise ValueError(
+          f'task.model.head.num_classes={head_config.num_classes}: set it '
+          '(--params_override=task.model.head.num_classes=N) for a '
+          'checkpoint without its run\'s params.yaml')
+    model = classifier.build_classifier(params.task)
+    if checkpoint != feature_export.RANDOM_INIT:
       status = tf.train.Checkpoint(model=model).read(prefix)
       status.expect_partial().assert_existing_objects_matched()
     backbone, head = model.backbone, model

@@ -108,23 +108,40 @@ def input_frames_of(backbone: tf_keras.Model) -> str:
   return 'difference' if 'frame_difference' in names else 'rgb'
 
 
+def run_params(checkpoint: str) -> dict:
+  """The params.yaml of the run that wrote `checkpoint` (beside it), as a
+  dict; {} for checkpoints without one (exported or inflated backbones)."""
+  params = os.path.join(os.path.dirname(checkpoint), 'params.yaml')
+  if not tf.io.gfile.exists(params):
+    return {}
+  # Written by Model Garden's train_utils.serialize_config (with python
+  # tuples); read as its own readers do.
+  return params_dict.read_yaml_to_params_dict(params).as_dict()
+
+
+def run_param(checkpoint: str, keys, default=None):
+  """One value of `run_params(checkpoint)` by its key path."""
+  node = run_params(checkpoint)
+  for key in keys:
+    if not isinstance(node, dict) or key not in node:
+      return default
+    node = node[key]
+  return node
+
+
 def check_input_frames(backbone: tf_keras.Model, checkpoint: str) -> None:
   """Fails when the run that wrote `checkpoint` (its params.yaml beside it)
   fed the encoder other frames than `backbone` takes: residual-frame and RGB
   encoders have the same variables, so a mismatch would restore silently and
   give meaningless features. Checkpoints without a params.yaml (exported or
   inflated backbones) are not checked."""
-  params = os.path.join(os.path.dirname(checkpoint), 'params.yaml')
-  if not tf.io.gfile.exists(params):
+  if not run_params(checkpoint):
     return
-  # Written by Model Garden's train_utils.serialize_config (with python
-  # tuples); read as its own readers do.
-  node = params_dict.read_yaml_to_params_dict(params).as_dict()
-  for key in ('task', 'model', 'backbone', 'cvrl_r3d'):
-    node = node.get(key) or {}
-  written = node.get('input_frames', 'rgb')
+  written = run_param(checkpoint, ('task', 'model', 'backbone', 'cvrl_r3d',
+                                   'input_frames')) or 'rgb'
   wanted = input_frames_of(backbone)
   if written != wanted:
+    params = os.path.join(os.path.dirname(checkpoint), 'params.yaml')
     raise RestoreError(
         f'{checkpoint}: trained with model.backbone.cvrl_r3d.input_frames='
         f'{written!r} ({params}), this model has {wanted!r}; set '

@@ -15,8 +15,8 @@ from absl import logging
 import tensorflow as tf
 
 from cvrl import files
+from cvrl import progress as progress_lib
 from tfrecords_tools.conversion import beam_runner
-from tfrecords_tools.conversion import progress as progress_lib
 from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import sources

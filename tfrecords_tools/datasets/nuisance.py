@@ -7,7 +7,7 @@ The object's colour, size, speed and path are drawn independently of both
 labels. So a representation can tell videos apart by their backgrounds and
 colours alone (the shortcut of contrastive learning, the scene bias of
 Kinetics), while what a user wants from it is the object's shape and motion:
-`benchmarks/learning_quality.py` probes both labels.
+`studies/learning_under_nuisance/run.py` probes both labels.
 
 Output (`make_dataset`): videos/<direction>/<name>.mp4 (real MPEG-4 files,
 written as `synthetic.write_mp4` writes them), train.csv / test.csv

@@ -1,22 +1,26 @@
-"""Progress reporting: a bar with rate and ETA on a terminal, log lines otherwise."""
+"""Progress of a job with a known total: tqdm's bar on a terminal, a log
+line every 30 s otherwise (CI logs, nohup, Dataflow workers), where tqdm's
+carriage-return redraws would pile up into one unreadable line
+(`benchmarks/progress_output.py`, docs/dependencies.md).
+
+Used by the converters and by feature export.
+"""
 
 import sys
 import time
 
 from absl import logging
+import tqdm
 
 from cvrl.tasks.train_actions import format_duration as _duration
 
 
 class Progress:
-  """Counts finished items of a known total and reports rate and ETA.
-
-  On a TTY the bar is redrawn in place at most 10 times a second; otherwise
-  (CI logs, nohup, Dataflow workers) one log line every `log_every_s`.
-  """
+  """Counts finished items of a known total and reports rate and ETA."""
 
   def __init__(self, total: int, unit: str = 'videos', stream=None,
-               log_every_s: float = 30.0, clock=time.monotonic):
+               log_every_s: float = 30.0, clock=time.monotonic,
+               desc: str = ''):
     self.total = total
     self.done = 0
     self._unit = unit
@@ -26,6 +30,9 @@ class Progress:
     self._clock = clock
     self._start = clock()
     self._last_report = -1e9
+    self._bar = (tqdm.tqdm(total=total, unit=unit, desc=desc or None,
+                           file=self._stream, mininterval=0.1)
+                 if self._tty else None)
 
   def line(self) -> str:
     elapsed = self._clock() - self._start
@@ -39,18 +46,23 @@ class Progress:
 
   def update(self, n: int = 1) -> None:
     self.done += n
+    if self._bar is not None:
+      self._bar.update(n)
+      if self.done >= self.total:
+        self.close()
+      return
     now = self._clock()
-    finished = self.done >= self.total
-    if self._tty:
-      if finished or now - self._last_report >= 0.1:
-        width = 30
-        filled = int(width * self.done / max(1, self.total))
-        bar = '#' * filled + '-' * (width - filled)
-        self._stream.write(f'\r[{bar}] {self.line()}')
-        if finished:
-          self._stream.write('\n')
-        self._stream.flush()
-        self._last_report = now
-    elif finished or now - self._last_report >= self._log_every:
+    if self.done >= self.total or now - self._last_report >= self._log_every:
       logging.info('progress: %s', self.line())
       self._last_report = now
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *unused):
+    self.close()
