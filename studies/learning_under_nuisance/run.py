@@ -1,6 +1,6 @@
 r"""Does CVRL learn what moves, under nuisance? One table, CPU.
 
-  .venv/bin/python studies/learning_under_nuisance/run.py [--rows=random,small,...]
+  python studies/learning_under_nuisance/run.py [--rows=random,small,...]
       [--seeds=0] [--work_dir=/tmp/cvrl_learning_under_nuisance] [--list]
 
 1. Writes the factor-controlled set of `tfrecords_tools.datasets.nuisance`
