@@ -1,6 +1,5 @@
 """ImageNet inflation: the identical-frames invariant and the weight maps."""
 
-
 import numpy as np
 import pytest
 import tensorflow as tf
