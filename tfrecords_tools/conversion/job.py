@@ -6,6 +6,7 @@ same job left: complete shards are kept, temporaries removed, the rest written.
 """
 
 import dataclasses
+import gc
 import json
 import multiprocessing
 import os
@@ -156,7 +157,16 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
   pool = None
   if workers > 1:
     # Fork: workers need only PyAV and Pillow, and inherit the imports.
-    pool = multiprocessing.get_context('fork').Pool(workers)
+    # A child that garbage-collects objects it inherited from a process
+    # that has run TensorFlow (its functions' finalizers call into a runtime
+    # that did not survive the fork) dies with a segfault, and its video
+    # never comes back; frozen, the parent's objects are never collected in
+    # the child.
+    gc.freeze()
+    try:
+      pool = multiprocessing.get_context('fork').Pool(workers)
+    finally:
+      gc.unfreeze()
     results = pool.imap(convert, [t for _, t in jobs], chunksize=1)
   else:
     results = map(convert, [t for _, t in jobs])
