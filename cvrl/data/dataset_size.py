@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from cvrl import files
 from cvrl.configs import base
+from cvrl.data import ava_files
 from cvrl.data import video_sources
 
 # How far a configured size may be from the count before the job stops.
@@ -173,8 +174,10 @@ def resolve_num_classes(params, required: bool = True) -> List[str]:
         f'{path}, which does not exist: set task.model.head.num_classes, '
         'or convert the records with tfrecords_tools.convert_videos (it '
         'writes that file)')
-  with files.open_file(path) as f:
-    count = sum(1 for line in f if line.strip())
+  try:
+    count = len(ava_files.read_class_names(path))
+  except ava_files.AnnotationError as e:
+    raise base.ConfigError(f'task.model.head.num_classes=0: {e}') from e
   head.num_classes = count
   for name in ('train_data', 'validation_data'):
     data = getattr(params.task, name, None)

@@ -96,8 +96,9 @@ def build_encoder(params, checkpoint: str, with_head: bool = False,
     if head_config.num_classes == 0 and checkpoint != feature_export.RANDOM_INIT:
       # 'From the label map' (cvrl_linear_eval_small): the run that wrote
       # the checkpoint resolved it; its params.yaml says how many.
-      head_config.num_classes = int(checkpoint_restore.run_param(
-          prefix, ('task', 'model', 'head', 'num_classes'), 0))
+      head_config.num_classes = int(checkpoint_restore.param_at(
+          checkpoint_restore.run_params(prefix),
+          ('task', 'model', 'head', 'num_classes'), 0))
     if head_config.num_classes < 2:
       raise ValueError(
           f'task.model.head.num_classes={head_config.num_classes}: set it '

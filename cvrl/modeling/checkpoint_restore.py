@@ -108,20 +108,24 @@ def input_frames_of(backbone: tf_keras.Model) -> str:
   return 'difference' if 'frame_difference' in names else 'rgb'
 
 
+def _params_path(checkpoint: str) -> str:
+  return os.path.join(os.path.dirname(checkpoint), 'params.yaml')
+
+
 def run_params(checkpoint: str) -> dict:
   """The params.yaml of the run that wrote `checkpoint` (beside it), as a
   dict; {} for checkpoints without one (exported or inflated backbones)."""
-  params = os.path.join(os.path.dirname(checkpoint), 'params.yaml')
-  if not tf.io.gfile.exists(params):
+  path = _params_path(checkpoint)
+  if not tf.io.gfile.exists(path):
     return {}
   # Written by Model Garden's train_utils.serialize_config (with python
   # tuples); read as its own readers do.
-  return params_dict.read_yaml_to_params_dict(params).as_dict()
+  return params_dict.read_yaml_to_params_dict(path).as_dict()
 
 
-def run_param(checkpoint: str, keys, default=None):
-  """One value of `run_params(checkpoint)` by its key path."""
-  node = run_params(checkpoint)
+def param_at(params: dict, keys, default=None):
+  """One value of a `run_params` dict by its key path."""
+  node = params
   for key in keys:
     if not isinstance(node, dict) or key not in node:
       return default
@@ -135,17 +139,17 @@ def check_input_frames(backbone: tf_keras.Model, checkpoint: str) -> None:
   encoders have the same variables, so a mismatch would restore silently and
   give meaningless features. Checkpoints without a params.yaml (exported or
   inflated backbones) are not checked."""
-  if not run_params(checkpoint):
+  params = run_params(checkpoint)
+  if not params:
     return
-  written = run_param(checkpoint, ('task', 'model', 'backbone', 'cvrl_r3d',
-                                   'input_frames')) or 'rgb'
+  written = param_at(params, ('task', 'model', 'backbone', 'cvrl_r3d',
+                              'input_frames')) or 'rgb'
   wanted = input_frames_of(backbone)
   if written != wanted:
-    params = os.path.join(os.path.dirname(checkpoint), 'params.yaml')
     raise RestoreError(
         f'{checkpoint}: trained with model.backbone.cvrl_r3d.input_frames='
-        f'{written!r} ({params}), this model has {wanted!r}; set '
-        f'task.model.backbone.cvrl_r3d.input_frames={written}')
+        f'{written!r} ({_params_path(checkpoint)}), this model has '
+        f'{wanted!r}; set task.model.backbone.cvrl_r3d.input_frames={written}')
 
 
 def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
