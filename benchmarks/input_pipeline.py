@@ -1,23 +1,28 @@
 r"""Pretraining input throughput: ours vs Model Garden vs the decode ceiling.
 
-  .venv/bin/python benchmarks/input_pipeline.py [--batches=20 --batch_size=8]
-      [--steps=3]
+  .venv/bin/python benchmarks/input_pipeline.py [--batches=12 --rounds=3]
+      [--batch_size=8] [--steps=3] [--demo_records='demo_output/tfrecords/
+      train/*.tfrecord']
 
 Converts the decodable real videos of ../shared/testdata/videos (linked a few
 times under distinct names) to TFRecords at short side 256, then measures on
 the same files, in one run, two-clip samples/s at 16 x 224 x 224 of:
 - ours: `cvrl.data.pipelines` in pretrain mode with the paper's augmentations,
-  per-pixel work on the host (augment_on: host), and the host's part only
-  (augment_on: device: decode and resize the crop windows, uint8 out, the
-  per-pixel work left to the train step);
+  all of it on the host (augment_on: host), and the host's part only
+  (augment_on: device: decode the crop windows and send them on uint8
+  canvases; resize and per-pixel work are left to the train step);
 - Model Garden: `official.projects.video_ssl.dataloaders.video_ssl_input`
   (Decoder, Parser and PostBatchProcessor with is_ssl=True);
 - the ceiling: decoding the same 32 JPEG frames per sample and nothing else.
-All use AUTOTUNE parallelism and the same batch size. Then bytes sent to
-the device per sample, and (--steps > 0) a pretraining step of the small R3D
-(depth 14, width 0.25) on one batch of each mode: the step with on-device
-augmentation against the plain step plus the host augmentation time the
-device mode saves.
+Each pipeline is measured alone, alternating over --rounds
+(`measure_alone`); all use AUTOTUNE parallelism and the same batch size.
+Then the demo end to end: the main demo's pretraining input
+(`cvrl_pretrain_small` on --demo_records, if they exist) and Model Garden's
+pipeline on the same records feeding the same step, each in its own process.
+Then bytes sent to the device per sample, and (--steps > 0) a pretraining
+step of the small R3D (depth 14, width 0.25) on one batch of each mode: the
+step with on-device augmentation against the plain step plus the host
+augmentation time the device mode saves.
 """
 
 import argparse
@@ -122,6 +127,30 @@ def measure(dataset: tf.data.Dataset, batches: int, batch_size: int,
   return batches * batch_size / (time.perf_counter() - start)
 
 
+def measure_alone(builders, pattern: str, batch_size: int, batches: int,
+                  rounds: int, warmup: int = 4):
+  """samples/s of each pipeline, measured one at a time: in each round
+  every pipeline is built afresh, warmed up, timed over `batches` batches
+  and deleted before the next starts. (Pipelines alive side by side refill
+  their prefetch buffers while another is timed, and AUTOTUNE buffers more
+  of small elements than of large ones: that would favour small outputs.)
+  Rounds alternate the pipelines so that a shared machine's drift hits all
+  alike. builders: {name: (pattern, batch_size) -> dataset}."""
+  seconds = {name: 0.0 for name in builders}
+  for _ in range(rounds):
+    for name, build in builders.items():
+      iterator = iter(build(pattern, batch_size))
+      for _ in range(warmup):
+        next(iterator)
+      start = time.perf_counter()
+      for _ in range(batches):
+        next(iterator)
+      seconds[name] += time.perf_counter() - start
+      del iterator
+  return {name: rounds * batches * batch_size / s
+          for name, s in seconds.items()}
+
+
 def step_seconds(pattern: str, batch_size: int, steps: int):
   """(plain step on a host-mode batch, step on a device-mode batch), s."""
   import tf_keras  # pylint: disable=g-import-not-at-top
@@ -148,39 +177,47 @@ def step_seconds(pattern: str, batch_size: int, steps: int):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--batches', type=int, default=20)
+  parser.add_argument('--batches', type=int, default=12)
+  parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--batch_size', type=int, default=8)
   parser.add_argument('--repeats', type=int, default=2)
   parser.add_argument('--steps', type=int, default=3,
                       help='Train steps timed per mode (0: skip).')
+  parser.add_argument('--demo_records',
+                      default='demo_output/tfrecords/train/*.tfrecord',
+                      help='Records for the end-to-end rows (skipped if '
+                      'none match).')
   args = parser.parse_args()
   work = tempfile.mkdtemp(prefix='input_bench_')
   try:
     pattern = make_records(work, args.repeats)
-    rates = {}
     host_mode = 'ours, augment_on=host (cvrl.data.pipelines)'
     device_mode = 'ours, augment_on=device (host part)'
-    for name, build in (('decode-only ceiling', decode_ceiling),
-                        ('Model Garden video_ssl_input', model_garden),
-                        (host_mode, ours), (device_mode, ours_device_mode)):
-      rates[name] = measure(build(pattern, args.batch_size), args.batches,
-                            args.batch_size)
+    ceiling_name = 'decode-only ceiling'
+    model_garden_name = 'Model Garden video_ssl_input'
+    rates = measure_alone({ceiling_name: decode_ceiling,
+                           model_garden_name: model_garden,
+                           host_mode: ours, device_mode: ours_device_mode},
+                          pattern, args.batch_size, args.batches, args.rounds)
     cores = os.cpu_count()
     print(f'two-clip samples/s at {NUM_FRAMES}x{SIZE}x{SIZE}, stride '
-          f'{STRIDE}, batch {args.batch_size}, {args.batches} batches, '
-          f'{cores} cores, records at short side 256')
-    ceiling = rates['decode-only ceiling']
+          f'{STRIDE}, batch {args.batch_size}, {args.rounds} x '
+          f'{args.batches} batches each, {cores} cores, records at short '
+          'side 256')
+    ceiling = rates[ceiling_name]
     for name, rate in rates.items():
       print(f'  {name:44s} {rate:8.2f} samples/s  {rate / ceiling:5.2f} of '
-            'the ceiling')
-    ratio = rates[host_mode] / rates['Model Garden video_ssl_input']
-    print(f'ours (host mode) / Model Garden = {ratio:.2f}x; device mode / '
-          f'host mode = {rates[device_mode] / rates[host_mode]:.2f}x')
-    pixels = 2 * NUM_FRAMES * SIZE * SIZE * 3
-    print(f'bytes sent to the device per sample: float32 {4 * pixels:,}, '
-          f'bfloat16 {2 * pixels:,}, uint8 + parameters '
-          f'{pixels + 2 * 14 * 4:,} ({4 * pixels / (pixels + 112):.2f}x fewer '
-          'than float32)')
+            f'the ceiling  {cores * 1000 / rate:6.1f} core-ms/sample')
+    print(f'ours (host mode) / Model Garden = '
+          f'{rates[host_mode] / rates[model_garden_name]:.2f}x; device mode '
+          f'(host part) / ceiling = {rates[device_mode] / ceiling:.2f}')
+    _end_to_end(args)
+    canvas = ours_config(pattern, 1, 'device').device_canvas
+    crop = 2 * NUM_FRAMES * SIZE * SIZE * 3
+    sent = 2 * NUM_FRAMES * canvas[0] * canvas[1] * 3
+    print(f'bytes sent to the device per sample: host mode float32 '
+          f'{4 * crop:,} (bfloat16 {2 * crop:,}); device mode uint8 canvases '
+          f'{canvas[0]} x {canvas[1]} {sent:,} + parameters')
     if args.steps:
       plain, on_device = step_seconds(pattern, args.batch_size, args.steps)
       saved = args.batch_size / rates[host_mode] - (
@@ -192,6 +229,29 @@ def main():
             f'{on_device / (plain + saved):.2f})')
   finally:
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _end_to_end(args):
+  """The main demo's input (cvrl_pretrain_small) and Model Garden's on the
+  same records, each feeding the same step, each in its own process."""
+  from benchmarks import train_step  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.glob(args.demo_records):
+    print(f'end to end: no records match {args.demo_records} (run '
+          'scripts/demo.sh first); skipped')
+    return
+  rates = {}
+  for which in ('mg', 'ours'):
+    result = train_step.spawn(dict(
+        kind='end_to_end', which=which, steps=6 * args.rounds,
+        precision='float32', xla=False, experiment='cvrl_pretrain_small',
+        input_path=os.path.abspath(args.demo_records)))
+    if 'error' in result:
+      print(f'end to end ({which}): FAILED {result["error"]}')
+      return
+    rates[which] = result['rate']
+  print(f'demo end to end (cvrl_pretrain_small input + the same R3D-14 step):'
+        f' Model Garden {rates["mg"]:.2f}, ours {rates["ours"]:.2f} '
+        f'examples/s = {rates["ours"] / rates["mg"]:.2f}x')
 
 
 if __name__ == '__main__':

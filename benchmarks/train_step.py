@@ -141,13 +141,17 @@ def _measure_step(which, depth, width, frames, size, batch, steps,
   return rate, loss
 
 
-def _measure_end_to_end(which, steps, precision='float32'):
-  """Demo settings: input pipeline from demo_output + one training step."""
+def _measure_end_to_end(which, steps, precision='float32',
+                        experiment='cvrl_pretrain_demo', input_path=''):
+  """Demo settings: input pipeline from demo_output (or input_path) + one
+  training step."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import exp_factory  # pylint: disable=g-import-not-at-top
   from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
-  demo = exp_factory.get_exp_config('cvrl_pretrain_demo').task
+  demo = exp_factory.get_exp_config(experiment).task
   data = demo.train_data
+  if input_path:
+    data = data.replace(input_path=input_path)
   frames, size, batch = data.num_frames, data.crop_size, data.global_batch_size
   # The same model and step (ours: Model Garden has no width 0.25) for both,
   # so the difference is the input pipeline.
@@ -193,8 +197,10 @@ def _child(args):
                                spec['frames'], spec['size'], spec['batch'],
                                spec['steps'], spec['precision'], spec['xla'])
   else:
-    rate, loss = _measure_end_to_end(spec['which'], spec['steps'],
-                                     spec['precision'])
+    rate, loss = _measure_end_to_end(
+        spec['which'], spec['steps'], spec['precision'],
+        spec.get('experiment', 'cvrl_pretrain_demo'),
+        spec.get('input_path', ''))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   device_mib = None
@@ -204,7 +210,7 @@ def _child(args):
                     'device_mib': device_mib}))
 
 
-def _spawn(spec):
+def spawn(spec):
   """One measurement in its own process; {'error': last line} if it fails
   (e.g. Model Garden's float16 step on CPU: no float16 MaxPool3D kernel)."""
   out = subprocess.run(
@@ -250,13 +256,13 @@ def main():
                     depth=depth, width=1.0, frames=16, size=size,
                     batch=args.batch, steps=args.steps,
                     precision=args.precision, xla=args.xla)
-        rows.append((label, which, _spawn(spec)))
+        rows.append((label, which, spawn(spec)))
   if os.path.isdir(os.path.join(REPO, 'demo_output', 'tfrecords', 'train')) \
       and not args.only_ours:
     for which in ('Model Garden', 'ours'):
       spec = dict(kind='end_to_end', which='ours' if which == 'ours' else 'mg',
                   steps=3 * args.steps, precision=args.precision, xla=False)
-      rows.append(('demo end to end (input + step)', which, _spawn(spec)))
+      rows.append(('demo end to end (input + step)', which, spawn(spec)))
   print(f'training examples/s (two clips each), peak host RSS (and device '
         f'memory on a GPU), 1 device, batch {args.batch}, precision '
         f'{args.precision}, XLA {"on" if args.xla else "off"} (ours) '

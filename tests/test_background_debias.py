@@ -210,6 +210,6 @@ def test_pipeline_host_and_device_give_the_same_views(records, method):
   task = task_factory.get_task(small_pretrain_config(
       train_data={'augment_on': 'device', 'background': {'method': method}}))
   prepared = task.device_preprocess(device)
-  assert set(prepared) == {'image', 'label'}
+  assert set(prepared) == {'image', 'label', 'windows_shrunk'}
   np.testing.assert_allclose(prepared['image'].numpy(), host['image'].numpy(),
                              atol=1e-4)

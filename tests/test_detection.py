@@ -215,6 +215,95 @@ def test_a_residual_frame_pretraining_needs_a_residual_frame_detector(
   assert np.abs(rgb_features[0] - rgb_features[1]).max() > 1e-4
 
 
+def _one_sgd_step(model, seed=0):
+  rng = np.random.default_rng(seed)
+  clip = tf.constant(rng.uniform(size=(2, FRAMES, HEIGHT, WIDTH, 3)),
+                     tf.float32)
+  boxes = tf.constant([[[0.1, 0.1, 0.9, 0.6]]] * 2, tf.float32)
+  with tf.GradientTape() as tape:
+    logits = model({'image': clip, 'boxes': boxes}, training=True)
+    loss = tf.reduce_sum(tf.square(logits - 1.0))
+  variables = model.trainable_variables
+  grads = tape.gradient(loss, variables)
+  tf_keras.optimizers.SGD(1.0).apply_gradients(zip(grads, variables))
+
+
+def _backbone_values(model):
+  return {w.name: w.numpy() for w in model.backbone.weights}
+
+
+@pytest.mark.parametrize('fine_tune_from', ['res4', 'head'])
+def test_stages_before_fine_tune_from_keep_their_weights(fine_tune_from):
+  """Detectron2's FREEZE_AT: a training step changes no weight and no BN
+  statistic of the stages before fine_tune_from, and changes those after."""
+  params = _small(exp_factory.get_exp_config('cvrl_ava_detection'),
+                  init_checkpoint='', random_backbone=True,
+                  fine_tune_from=fine_tune_from)
+  params.task.validate()
+  model = task_factory.get_task(params.task).build_model()
+  before = _backbone_values(model)
+  _one_sgd_step(model)
+  after = _backbone_values(model)
+  stages = detection_cfg.FINE_TUNE_FROM
+  frozen = stages[:stages.index(fine_tune_from)]
+  changed = {n for n in before if not np.array_equal(before[n], after[n])}
+  for name in before:
+    stage = name.split('_')[0]
+    if stage in frozen:
+      assert name not in changed, name
+  trained = {n for n in changed if n.split('_')[0] not in frozen}
+  if fine_tune_from == 'head':
+    assert not changed
+  else:  # the test can tell: res4 and res5 weights and statistics move
+    assert any(n.startswith('res4_') and 'moving_mean' in n for n in trained)
+    assert any(n.startswith('res5_') and 'kernel' in n for n in trained)
+  # The classifier trains in every case.
+  assert model.classifier.trainable
+
+
+def test_frozen_batch_norm_normalises_with_the_initial_statistics(tmp_path):
+  """backbone_batch_norm='frozen' (Detectron2's FrozenBatchNorm2d): the
+  backbone gives the same features in a training step as in inference, its
+  BN statistics, scales and offsets never move, the convolutions train."""
+  _, folder = pretrained_checkpoint(str(tmp_path / 'pretrain'), 0.125,
+                                    (FRAMES, 32, 32, 3))
+  params = _small(exp_factory.get_exp_config('cvrl_ava_detection'),
+                  init_checkpoint=folder, backbone_batch_norm='frozen')
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)
+  clip = tf.constant(np.random.default_rng(1).uniform(
+      size=(2, FRAMES, HEIGHT, WIDTH, 3)), tf.float32)
+  np.testing.assert_allclose(model.backbone(clip, training=True).numpy(),
+                             model.backbone(clip, training=False).numpy(),
+                             atol=1e-6)
+  before = _backbone_values(model)
+  _one_sgd_step(model)
+  after = _backbone_values(model)
+  changed = {n for n in before if not np.array_equal(before[n], after[n])}
+  assert not {n for n in changed if '_bn' in n or 'bn/' in n
+              or 'batch_norm' in n}, changed
+  assert any('kernel' in n for n in changed)
+  # The default trains BN: the same step moves the statistics.
+  batch = task_factory.get_task(params.task.replace(
+      backbone_batch_norm='batch'))
+  model = batch.build_model()
+  batch.initialize(model)
+  before = _backbone_values(model)
+  _one_sgd_step(model)
+  after = _backbone_values(model)
+  assert any(not np.array_equal(before[n], after[n])
+             for n in before if 'moving_mean' in n)
+
+
+def test_fine_tuning_fields_are_checked():
+  params = _small(exp_factory.get_exp_config('cvrl_ava_detection'))
+  with pytest.raises(base.ConfigError, match='task.fine_tune_from'):
+    params.task.replace(fine_tune_from='res6').validate()
+  with pytest.raises(base.ConfigError, match='task.backbone_batch_norm'):
+    params.task.replace(backbone_batch_norm='sync').validate()
+
+
 def test_box_transform_hand_computed():
   window = tf.constant([0.2, 0.1, 0.7, 0.6])
   boxes = tf.constant([[0.3, 0.2, 0.5, 0.4], [0.8, 0.8, 0.9, 0.9],

@@ -159,7 +159,8 @@ def test_eager_equals_the_same_op_inside_tf_data(textured_file):
   for position, (record, batch) in enumerate(zip(records, batches)):
     example = video_sources.parse_record(record)
     seed = pipelines.example_seed(7, 0, position)
-    eager = pipelines.pretrain_views(example, seed, config)['image'].numpy()
+    eager = pipelines.augmented_views(
+        pipelines.pretrain_views(example, seed, config), config).numpy()
     np.testing.assert_allclose(eager[0], batch['view_1'][0], atol=1e-6)
     np.testing.assert_allclose(eager[1], batch['view_2'][0], atol=1e-6)
 
@@ -397,7 +398,8 @@ def test_ablations_swap_named_steps_and_variants_can_pass_their_own(
   variant = dataclasses.replace(
       steps, clip_starts=lambda seed, length, cfg: (0, 0),
       view=spatial_augment.centre_crop_view)
-  views = pipelines.pretrain_views(example, tf.constant([1, 2], tf.int64),
-                                   config, variant)['image'].numpy()
+  views = pipelines.augmented_views(pipelines.pretrain_views(
+      example, tf.constant([1, 2], tf.int64), config, variant),
+                                     config).numpy()
   idx = video_records.frame_index_of(views.mean(axis=(2, 3, 4)))
   np.testing.assert_array_equal(idx, [[0, 2, 4, 6]] * 2)

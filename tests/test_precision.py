@@ -82,6 +82,30 @@ def test_prepare_writes_the_choice_into_the_config():
   assert 'auto' not in str(params.as_dict()['runtime'])
 
 
+@pytest.mark.parametrize('devices,want', [
+    (TPU, 'device'), (gpus((8, 0)), 'device'), (CPU, 'host')])
+def test_augment_on_auto_follows_the_compute_devices(devices, want):
+  """The paper's recipes: per-pixel work on the accelerator when there is
+  one, on the host otherwise; resolved by prepare, logged, in params.yaml."""
+  params = exp_factory.get_exp_config('cvrl_pretrain_k600')
+  assert params.task.train_data.augment_on == 'auto'
+  lines = launch.prepare(params, devices)
+  for name in ('train_data', 'validation_data'):
+    assert getattr(params.task, name).augment_on == want
+    assert f'task.{name}.augment_on: auto -> {want} (computing on ' in (
+        '\n'.join(lines))
+  params.lock()
+  assert "augment_on: auto" not in str(params.as_dict())
+
+
+def test_unresolved_auto_input_names_the_field():
+  from cvrl.configs import base  # pylint: disable=g-import-not-at-top
+  from cvrl.data import pipelines  # pylint: disable=g-import-not-at-top
+  data = exp_factory.get_exp_config('cvrl_pretrain_k600').task.train_data
+  with pytest.raises(base.ConfigError, match="augment_on='auto'"):
+    pipelines.build_dataset(data.replace(input_path='x-*.tfrecord'))
+
+
 def _small_step(dtype, steps=2, loss_scale=None):
   """Weights and losses after `steps` train steps in `dtype` (XLA-compiled:
   TF has no float16 MaxPool3D CPU kernel). loss_scale: None is dynamic

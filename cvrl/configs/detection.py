@@ -30,6 +30,9 @@ from cvrl.configs import strategy
 AVA_NUM_CLASSES = 80
 AVA_TRAIN_KEYFRAMES = 210_634  # paper: "211k training"
 AVA_VAL_KEYFRAMES = 57_371     # paper: "57k validation"
+# task.fine_tune_from: the backbone's stages in order, then the head alone.
+FINE_TUNE_FROM = ('stem', 'res2', 'res3', 'res4', 'res5', 'head')
+BACKBONE_BATCH_NORM = ('batch', 'frozen')
 
 
 @dataclasses.dataclass
@@ -152,6 +155,16 @@ class DetectionTaskConfig(cfg.TaskConfig):
   # excluded_timestamps with it, as the official evaluator's -e: the
   # keyframes it lists have no record and must not count as misses.
   groundtruth_csv: str = ''
+  # Which backbone layers fine-tuning trains, as Detectron2's FREEZE_AT:
+  # the stages before `fine_tune_from` keep their initial weights and run
+  # in inference mode; 'stem' trains everything (PySlowFast's AVA recipe,
+  # the paper's), 'head' trains only the detector's classifier.
+  fine_tune_from: str = 'stem'
+  # 'batch': every backbone BN normalises with batch statistics and learns
+  # (PySlowFast's AVA recipe); 'frozen': every backbone BN keeps its
+  # initial statistics, scale and offset (Detectron2's FrozenBatchNorm2d,
+  # its default for fine-tuning with small per-device batches).
+  backbone_batch_norm: str = 'batch'
   l2_weight_decay: float = 1e-7
   init_seed: int = 0
   jit_compile: bool = False
@@ -173,6 +186,11 @@ class DetectionTaskConfig(cfg.TaskConfig):
                  f'multiples of the backbone\'s output stride {stride} '
                  '(RoIAlign maps boxes by it)')
     self.train_data.validate('task.train_data')
+    base.check(self.fine_tune_from in FINE_TUNE_FROM, 'task.fine_tune_from',
+               self.fine_tune_from, f'one of {FINE_TUNE_FROM}')
+    base.check(self.backbone_batch_norm in BACKBONE_BATCH_NORM,
+               'task.backbone_batch_norm', self.backbone_batch_norm,
+               f'one of {BACKBONE_BATCH_NORM}')
     base.check(self.l2_weight_decay >= 0, 'task.l2_weight_decay',
                self.l2_weight_decay, '>= 0')
 

@@ -13,8 +13,9 @@ locked:
 `prepare` counts the records of the inputs it is asked to check (and of a
 training input whose num_examples is 0: `dataset_size.check`), derives the
 step counts from epochs and the dataset size (`schedule.derive`), resolves
-an `auto` strategy for this machine (`strategy.apply`) and `auto` precision
-for the devices that strategy computes on (`precision.apply`); the numbers
+an `auto` strategy for this machine (`strategy.apply`), `auto` precision
+and `augment_on: auto` for the devices that strategy computes on
+(`precision.apply`, `resolve_augment_on`); the numbers
 land in the config, so the params.yaml written next holds what the run
 used. It returns the lines to log.
 """
@@ -155,7 +156,27 @@ def prepare(params: cfg.ExperimentConfig,
     lines.extend(schedule.describe(derived, params).split('\n'))
   choice, line = strategy.apply(params, devices, tf_config)
   lines.append(line)
-  lines.append(precision.apply(params, choice.compute_devices(devices)))
+  compute = choice.compute_devices(devices)
+  lines.append(precision.apply(params, compute))
+  lines.extend(resolve_augment_on(params, compute))
   for line in lines:
     logging.info('%s', line)
+  return lines
+
+
+def resolve_augment_on(params: cfg.ExperimentConfig,
+                       devices: precision.Devices) -> List[str]:
+  """`augment_on: auto` -> 'device' when the job computes on TPUs or GPUs
+  (the host only decodes; resize and per-pixel work run in the step), else
+  'host' (on a CPU the step would do the same work on the same cores, and
+  host mode sends no canvas). In place; returns the lines to log."""
+  lines = []
+  for name in ('train_data', 'validation_data'):
+    data = getattr(params.task, name, None)
+    if getattr(data, 'augment_on', None) != 'auto':
+      continue
+    kind = devices.kind
+    data.augment_on = 'host' if kind == 'cpu' else 'device'
+    lines.append(f'task.{name}.augment_on: auto -> {data.augment_on} '
+                 f'(computing on {kind})')
   return lines

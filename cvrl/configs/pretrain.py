@@ -123,11 +123,12 @@ def kinetics_pretrain(dataset: str, epochs: int) -> cfg.ExperimentConfig:
           mode='pretrain', is_training=True,
           input_path=facts.train_pattern(), global_batch_size=1024,
           num_examples=facts.train_examples, dtype='auto',
-          shuffle_buffer_size=1024, seed=0),
+          shuffle_buffer_size=1024, seed=0, augment_on='auto'),
       validation_data=video_data.VideoDataConfig(
           mode='pretrain', is_training=False, repeat=False,
           input_path=facts.eval_pattern(), global_batch_size=1024,
-          num_examples=facts.val_examples, dtype='auto', seed=1))
+          num_examples=facts.val_examples, dtype='auto', seed=1,
+          augment_on='auto'))
   return cfg.ExperimentConfig(
       task=task,
       runtime=strategy.RuntimeConfig(mixed_precision_dtype='auto'),

@@ -27,7 +27,7 @@ OUTPUT_LAYOUTS = ('stacked', 'dict')
 # 'auto' follows the job's precision (cvrl.configs.precision); a pipeline
 # built outside a job reads it as float32.
 DTYPES = ('auto', 'float32', 'bfloat16', 'float16')
-AUGMENT_ON = ('host', 'device')
+AUGMENT_ON = ('host', 'device', 'auto')
 BACKGROUND_METHODS = ('none', 'fame', 'be')
 BE_SOURCES = ('same_video', 'other_video')
 DEBIAS_VIEWS = ('second', 'both')
@@ -197,12 +197,22 @@ class VideoDataConfig(cfg.DataConfig):
   # Fuse the per-pixel augmentation with XLA (identical results up to float
   # rounding, about 3x faster on CPU hosts).
   xla_augment: bool = True
-  # Where Algorithm 1's per-pixel work runs (pretrain mode): 'host' in the
-  # tf.data map, or 'device' in the train step on the accelerator. The host
-  # then only decodes and resizes the crop window and sends uint8 frames
-  # with each clip's drawn parameters (4x fewer bytes than float32); the
-  # same seed gives the same clips in both.
+  # Where Algorithm 1's work after decoding runs (pretrain mode): 'host' in
+  # the tf.data map, or 'device' in the train step on the accelerator: the
+  # host then only decodes each clip's crop window and sends it, uint8, on
+  # a canvas of `device_canvas` pixels with the clip's drawn parameters; the
+  # step resizes it and does the per-pixel work. The same seed gives the
+  # same clips in both (up to float rounding). 'auto': device when the job
+  # runs on TPUs or GPUs, host on CPUs (resolved at job start, written to
+  # params.yaml).
   augment_on: str = 'host'
+  # augment_on: device: (height, width) of the uint8 canvas each decoded
+  # crop window is sent on (static shapes). A window that fits only
+  # transposed is sent so (exact); one that fits neither way is shrunk on
+  # the host to fit and counted (metric windows_shrunk). The default holds
+  # any window of records converted at short side 256 with aspect up to
+  # 16:9, landscape or portrait.
+  device_canvas: Tuple[int, int] = (256, 456)
   num_parallel_calls: int = -1  # tf.data.AUTOTUNE
   # Training steps already taken: each input pipeline skips the examples it
   # fed them (start_step x its share of the global batch) and yields exactly
@@ -250,6 +260,8 @@ class VideoDataConfig(cfg.DataConfig):
     check(self.start_step >= 0, 'start_step', self.start_step, '>= 0')
     check(self.augment_on in AUGMENT_ON, 'augment_on', self.augment_on,
           f'one of {AUGMENT_ON}')
+    check(min(self.device_canvas) >= 1, 'device_canvas', self.device_canvas,
+          '(height, width), both >= 1')
     check(self.augment_on == 'host' or (
         self.mode == 'pretrain' and self.output_layout == 'stacked'),
           'augment_on', self.augment_on,

@@ -64,29 +64,51 @@ def decode_frames(encoded: tf.Tensor) -> tf.Tensor:
       encoded, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
 
 
+def _each_frame(fn, encoded: tf.Tensor) -> tf.Tensor:
+  """fn over the frames of a clip -> uint8 [T, h, w, 3]. Unrolled when the
+  clip's length is static (the pipelines' clips are): no while loop, and
+  the frames' decodes are independent ops the executor may run in
+  parallel; a loop otherwise."""
+  length = encoded.shape[0]
+  if length is not None:
+    return tf.stack([fn(encoded[i]) for i in range(length)])
+  return tf.map_fn(fn, encoded, fn_output_signature=tf.TensorSpec(
+      [None, None, 3], tf.uint8))
+
+
 def decode_window(encoded: tf.Tensor, window, use_cropped_decode) -> tf.Tensor:
   """Decodes the [y, x, h, w] window of every frame: uint8 [T, h, w, 3].
 
   JPEG frames decode only the window when `use_cropped_decode` (libjpeg
   skips the rows outside it); other formats (PNG from TFDS) decode whole.
+  The choice is made once per clip.
   """
   encoded = check_image_format(encoded)
+  all_jpeg = tf.reduce_all(
+      tf.equal(tf.strings.substr(encoded, 0, 3), _JPEG_MAGIC))
 
-  def one(frame):
-    is_jpeg = tf.equal(tf.strings.substr(frame, 0, 3), _JPEG_MAGIC)
+  def full(frame):
+    image = tf.io.decode_image(frame, channels=3, expand_animations=False)
+    return tf.slice(image, [window[0], window[1], 0],
+                    [window[2], window[3], 3])
 
-    def full():
-      image = tf.io.decode_image(frame, channels=3, expand_animations=False)
-      return tf.slice(image, [window[0], window[1], 0],
-                      [window[2], window[3], 3])
+  def cropped(frame):
+    return tf.image.decode_and_crop_jpeg(frame, window, channels=3)
 
-    def cropped():
-      return tf.image.decode_and_crop_jpeg(frame, window, channels=3)
-    return tf.cond(is_jpeg & use_cropped_decode, _named(cropped),
-                   _named(full))
+  return tf.cond(all_jpeg & use_cropped_decode,
+                 _named(lambda: _each_frame(cropped, encoded)),
+                 _named(lambda: _each_frame(full, encoded)))
 
-  return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec(
-      [None, None, 3], tf.uint8))
+
+def decode_crop(encoded, window, cropped_decode_max_area: float,
+                frame_hw) -> tf.Tensor:
+  """The [y, x, h, w] window of every frame, uint8 [T, h, w, 3]: decoded
+  alone when it is smaller than `cropped_decode_max_area` of the frame,
+  else cut from the whole decoded frames."""
+  area = tf.cast(window[2] * window[3], tf.float32)
+  full = tf.cast(frame_hw[0] * frame_hw[1], tf.float32)
+  return decode_window(encoded, window,
+                       area < cropped_decode_max_area * full)
 
 
 def crop_resize(encoded, window, crop_size: int,
@@ -96,8 +118,5 @@ def crop_resize(encoded, window, crop_size: int,
   Values stay in [0, 255] (bilinear never leaves the input range); scaling
   to [0, 1] happens with the per-pixel work (`spatial_augment.apply_pixels`).
   """
-  area = tf.cast(window[2] * window[3], tf.float32)
-  full = tf.cast(frame_hw[0] * frame_hw[1], tf.float32)
-  use_cropped = area < cropped_decode_max_area * full
-  images = decode_window(encoded, window, use_cropped)
+  images = decode_crop(encoded, window, cropped_decode_max_area, frame_hw)
   return tf.image.resize(images, [crop_size, crop_size], method='bilinear')

@@ -28,6 +28,7 @@ from typing import Dict, Optional, Protocol, Tuple
 
 import tensorflow as tf
 
+from cvrl.configs import base
 from cvrl.configs import video_data
 from cvrl.data import background_debias
 from cvrl.data import eval_views
@@ -41,6 +42,9 @@ _PIPELINE_SALT = 1_000_003
 _DEBIAS_SALT = 29
 # Per-example seeds [B, 2] of the background debiasing, when it is on.
 DEBIAS_SEED = 'debias_seed'
+# Host mode, pretraining: each view's packed per-pixel draw, applied after
+# batching.
+PIXEL_PARAMS = 'pixel_params'
 
 
 def example_seed(seed: int, pipeline_id: int, position) -> tf.Tensor:
@@ -57,7 +61,8 @@ class ClipStarts(Protocol):
 
 class View(Protocol):
   def __call__(self, encoded, seed, view: video_data.ViewAugmentationConfig,
-               crop_size: int, cropped_decode_max_area: float
+               crop_size: int, cropped_decode_max_area: float,
+               canvas: Optional[Tuple[int, int]] = None
                ) -> spatial_augment.PreparedView: ...
 
 
@@ -101,13 +106,19 @@ def pretrain_steps(config: video_data.VideoDataConfig) -> PretrainSteps:
 
 def _prepared(view_step: View, encoded, seed, view,
               config) -> spatial_augment.PreparedView:
-  """A view step's crop with the static shape TPUs need."""
-  prepared = view_step(encoded, seed, view, config.crop_size,
-                       config.cropped_decode_max_area)
-  frames = tf.ensure_shape(
-      prepared.frames,
-      [config.num_frames, config.crop_size, config.crop_size, 3])
-  return spatial_augment.PreparedView(frames, prepared.params)
+  """A view step's output with the static shape TPUs need: the resized
+  window (host), or the window on its canvas (`augment_on: device`)."""
+  if config.augment_on == 'device':
+    canvas = tuple(config.device_canvas)
+    prepared = view_step(encoded, seed, view, config.crop_size,
+                         config.cropped_decode_max_area, canvas)
+    shape = [config.num_frames, canvas[0], canvas[1], 3]
+  else:
+    prepared = view_step(encoded, seed, view, config.crop_size,
+                         config.cropped_decode_max_area)
+    shape = [config.num_frames, config.crop_size, config.crop_size, 3]
+  return spatial_augment.PreparedView(
+      tf.ensure_shape(prepared.frames, shape), prepared.params)
 
 
 def _augmented(prepared: spatial_augment.PreparedView,
@@ -122,13 +133,15 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
                    config: video_data.VideoDataConfig,
                    steps: Optional[PretrainSteps] = None
                    ) -> Dict[str, tf.Tensor]:
-  """Two augmented clips of one video: {'image': [2, T, S, S, 3], ...}.
+  """Two clips of one video, prepared for Algorithm 1's per-pixel part.
 
   Phases: sample the two starts -> gather their frames -> decode the crop
-  windows -> the per-pixel augmentation, here (`augment_on: host`) or in the
-  train step (`device`: then 'image' is uint8 and 'view_params' [2, P] or
-  [2, T, P] holds what is left to apply). `steps`: default the configured
-  recipe's.
+  windows -> (host mode) resize: 'image' [2, T, S, S, 3] float32 in [0,
+  255] and PIXEL_PARAMS, the per-pixel draws, applied once a batch
+  (`_arrange_batch`; `augmented_views` for one example) -- or (`augment_on:
+  device`) 'image' the decoded windows on their uint8 canvases [2, T, H, W,
+  3] and 'view_params' [2, W + P] or [2, T, W + P], left to the train step.
+  `steps`: default the configured recipe's.
   """
   steps = steps or pretrain_steps(config)
   time_seed, order_seed, seed_1, seed_2 = tf.unstack(
@@ -156,8 +169,21 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
     return {'image': tf.stack([v.frames for v in views]),
             'view_params': tf.stack([v.params for v in views]),
             'label': example['label'], **extra}
-  return {'image': tf.stack([_augmented(v, config) for v in views]),
+  # Host mode: the per-pixel part runs on the batch (`_arrange_batch`): one
+  # call a batch, not one a clip.
+  return {'image': tf.stack([v.frames for v in views]),
+          PIXEL_PARAMS: tf.stack([v.params for v in views]),
           'label': example['label'], **extra}
+
+
+def augmented_views(views: Dict[str, tf.Tensor],
+                    config: video_data.VideoDataConfig) -> tf.Tensor:
+  """Host mode: the per-pixel part on one example's `pretrain_views`
+  output, float32 [2, T, S, S, 3] in [0, 1], as the batched pipeline applies
+  it (one example at a time here: eager use, tests)."""
+  apply = (spatial_augment.apply_views_xla if config.xla_augment
+           else spatial_augment.apply_views)
+  return apply(views['image'], views[PIXEL_PARAMS])
 
 
 def train_clip(example: Dict[str, tf.Tensor], seed,
@@ -208,6 +234,22 @@ def _views_first(x: tf.Tensor) -> tf.Tensor:
   return tf.reshape(x, [-1] + x.shape[2:].as_list())
 
 
+def device_views(image: tf.Tensor, view_params: tf.Tensor, crop_size: int,
+                 use_xla: bool = True) -> tf.Tensor:
+  """augment_on: device, in the train step: a batch as the host sent it,
+  canvases uint8 [B, 2, T, H, W, 3] and params [B, 2, ...], -> the views
+  float32 [2B, T, S, S, 3] in [0, 1], all first views, then all second
+  (host mode's layout). The host sends example-major batches, so that the
+  reordering happens here, on the views (smaller than the canvases) and on
+  the accelerator, not as a copy of every canvas on the host."""
+  apply = (spatial_augment.apply_batch_xla if use_xla
+           else spatial_augment.apply_batch)
+  flat = tf.reshape(image, [-1] + image.shape[2:].as_list())
+  params = tf.reshape(view_params, [-1] + view_params.shape[2:].as_list())
+  views = apply(flat, params, crop_size)
+  return _views_first(tf.reshape(views, [-1, 2] + views.shape[1:].as_list()))
+
+
 def finish_views(first: tf.Tensor, second: tf.Tensor,
                  debias_seed: Optional[tf.Tensor],
                  config: video_data.VideoDataConfig):
@@ -226,13 +268,15 @@ def finish_views(first: tf.Tensor, second: tf.Tensor,
 def _arrange_batch(batch: Dict[str, tf.Tensor],
                    config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
   """Normalises, casts, and lays out the two views of a pretraining batch."""
-  if 'view_params' in batch:  # augment_on: device: uint8, as decoded
-    extra = ({DEBIAS_SEED: batch[DEBIAS_SEED]} if DEBIAS_SEED in batch
-             else {})
-    return {'image': _views_first(batch['image']),
-            'view_params': _views_first(batch['view_params']),
-            'label': batch['label'], **extra}
   image = batch['image']
+  if PIXEL_PARAMS in batch:  # pretrain, host mode: resized, to augment
+    apply = (spatial_augment.apply_views_xla if config.xla_augment
+             else spatial_augment.apply_views)
+    shape = image.shape[2:].as_list()
+    params = batch[PIXEL_PARAMS]
+    flat = apply(tf.reshape(image, [-1] + shape),
+                 tf.reshape(params, [-1] + params.shape[2:].as_list()))
+    image = tf.reshape(flat, [-1, 2] + shape)
   if config.mode == 'pretrain':
     image = tf.stack(finish_views(image[:, 0], image[:, 1],
                                   batch.get(DEBIAS_SEED), config), axis=1)
@@ -290,6 +334,11 @@ def build_dataset(config: video_data.VideoDataConfig,
   feature export; accelerators take no strings, so training leaves it off).
   """
   config.validate()
+  if config.augment_on == 'auto':
+    raise base.ConfigError(
+        "augment_on='auto': it is resolved when a job starts "
+        "(cvrl.configs.launch.prepare, for the devices it computes on); "
+        "set 'host' or 'device' to build this input on its own")
   batch_size = (input_context.get_per_replica_batch_size(
       config.global_batch_size) if input_context else config.global_batch_size)
   pipeline_id = input_context.input_pipeline_id if input_context else 0
@@ -316,8 +365,11 @@ def build_dataset(config: video_data.VideoDataConfig,
                           else config.num_parallel_calls),
       deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=config.drop_remainder)
-  dataset = dataset.map(lambda b: _arrange_batch(b, config),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if config.augment_on != 'device':
+    # (Device mode's batches go as batched: `device_views` in the step.)
+    dataset = dataset.map(lambda b: _arrange_batch(b, config),
+                          num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
   options = tf.data.Options()
   options.deterministic = True
   options.experimental_optimization.map_parallelization = True

@@ -4,16 +4,17 @@ Every random choice of a view (crop window, flip, colour jitter factors and
 their order, greyscale, blur sigma, solarize) is drawn ONCE per clip from a
 stateless seed into a `ClipParams`, then applied to every frame in two parts:
 
-  prepare (host)    decode the crop window of each JPEG -> resize -> uint8;
-                    the per-pixel parameters packed into a float32 vector
+  prepare (host)    decode the crop window of each JPEG -> resize; the
+                    per-pixel parameters packed into a float32 vector
                     (`PreparedView`: frames [T, S, S, 3], params [P])
   apply (anywhere)  flip -> colour jitter (random order) -> greyscale ->
-                    blur -> solarize, frames in [0, 1] (`apply_prepared`;
-                    `apply_batch` for a batch inside the train step)
+                    blur -> solarize, frames in [0, 1] (`apply_prepared`)
 
-`augment_on: host` applies in the tf.data map, `augment_on: device` in the
-train step on the accelerator (the host then sends uint8, a quarter of the
-bytes): one implementation, so both give the same clips for the same seed.
+`augment_on: host` does both in the tf.data map. `augment_on: device` leaves
+the host only the decoding: the decoded window goes on a fixed-size uint8
+canvas with its size (`window_canvas`), and the train step resizes it and
+applies the rest (`apply_batch`). One implementation of each part, so both
+give the same clips for the same seed (up to float rounding).
 
 The pipeline picks one of three named view steps (same signature, all
 returning a `PreparedView`):
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 from cvrl.configs import video_data
 from cvrl.data import decoding
+from cvrl.data import window_canvas
 
 _NUM_CROP_ATTEMPTS = 10
 
@@ -52,8 +54,12 @@ class ClipParams(NamedTuple):
 
 class PreparedView(NamedTuple):
   """A view after the host's part: its crop, and what is left to apply."""
-  frames: tf.Tensor  # uint8 [T, S, S, 3]: the crop window, resized
-  params: tf.Tensor  # float32 [P] (one draw a clip) or [T, P] (per frame)
+  # The crop window resized, float32 [T, S, S, 3] in [0, 255]; or (augment_on:
+  # device) the decoded window on its canvas, uint8 [T, H, W, 3].
+  frames: tf.Tensor
+  # float32 [P] (one draw a clip) or [T, P] (per frame); on a canvas the
+  # window's params (window_canvas.WINDOW_FIELDS) come first.
+  params: tf.Tensor
 
 
 class PixelField(NamedTuple):
@@ -265,8 +271,8 @@ def apply_pixels(frames, params: ClipParams, crop_size: int) -> tf.Tensor:
 
 
 def apply_prepared(frames: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
-  """The per-pixel part of one view: uint8 [T, S, S, 3] and packed params
-  [P] (the clip's draw) or [T, P] (a draw per frame, each frame its own
+  """The per-pixel part of one view: [T, S, S, 3] in [0, 255] (the resized
+  window) and packed params [P] (the clip's draw) or [T, P] (a draw per frame, each frame its own
   one-frame clip) -> float32 [T, S, S, 3] in [0, 1]."""
   crop_size = frames.shape[-2]
   if params.shape.rank == 1:
@@ -278,13 +284,45 @@ def apply_prepared(frames: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
       fn_output_signature=tf.TensorSpec(frames.shape[1:], tf.float32))
 
 
-def apply_batch(images: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
-  """`apply_prepared` over a batch: uint8 [N, T, S, S, 3], params [N, P]
-  or [N, T, P] -> float32 [N, T, S, S, 3]. Runs in the train step
-  (`augment_on: device`), under any strategy and inside XLA."""
+def apply_views(frames: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
+  """`apply_prepared` over a batch of resized views [N, T, S, S, 3] in [0,
+  255] and their params [N, P] or [N, T, P] (host mode, after batching:
+  one call a batch instead of one a clip)."""
+  return tf.map_fn(lambda args: apply_prepared(args[0], args[1]),
+                   (frames, params),
+                   fn_output_signature=tf.TensorSpec(frames.shape[1:],
+                                                     tf.float32))
+
+
+def apply_canvas(canvas: tf.Tensor, params: tf.Tensor,
+                 crop_size: int) -> tf.Tensor:
+  """The device's part of one view (`augment_on: device`): the window on
+  its canvas, uint8 [T, H, W, 3], resized to crop_size, then the per-pixel
+  work. params: [W + P] (the clip's window and draw) or [T, W + P] (a
+  window and draw per frame) -> float32 [T, S, S, 3] in [0, 1]."""
+  split = window_canvas.NUM_WINDOW_PARAMS
+
+  def one(frames, row):
+    resized = window_canvas.resize_window(frames, row[:split], crop_size)
+    return apply_pixels(resized, unpack_pixel_params(row[split:]), crop_size)
+  if params.shape.rank == 1:
+    return one(canvas, params)
   return tf.map_fn(
-      lambda args: apply_prepared(args[0], args[1]), (images, params),
-      fn_output_signature=tf.TensorSpec(images.shape[1:], tf.float32))
+      lambda args: one(args[0][None], args[1])[0], (canvas, params),
+      fn_output_signature=tf.TensorSpec([crop_size, crop_size, 3],
+                                        tf.float32))
+
+
+def apply_batch(canvases: tf.Tensor, params: tf.Tensor,
+                crop_size: int) -> tf.Tensor:
+  """`apply_canvas` over a batch: uint8 [N, T, H, W, 3], params [N, W + P]
+  or [N, T, W + P] -> float32 [N, T, S, S, 3]. Runs in the train step
+  (`augment_on: device`), under any strategy and inside XLA."""
+  size = crop_size
+  return tf.map_fn(
+      lambda args: apply_canvas(args[0], args[1], size), (canvases, params),
+      fn_output_signature=tf.TensorSpec(
+          [canvases.shape[1], size, size, 3], tf.float32))
 
 
 # The dense per-pixel work fused by XLA: 3x faster colour jitter and the blur
@@ -293,6 +331,7 @@ def apply_batch(images: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
 # (Not reduce_retracing: the crop size is read from the static frame shape.)
 apply_prepared_xla = tf.function(apply_prepared, jit_compile=True)
 apply_batch_xla = tf.function(apply_batch, jit_compile=True)
+apply_views_xla = tf.function(apply_views, jit_compile=True)
 
 
 def augmented(prepared: PreparedView, use_xla: bool = True) -> tf.Tensor:
@@ -301,12 +340,24 @@ def augmented(prepared: PreparedView, use_xla: bool = True) -> tf.Tensor:
   return apply(prepared.frames, prepared.params)
 
 
-def _crop_uint8(encoded, window, crop_size, cropped_decode_max_area,
-                frame_hw) -> tf.Tensor:
-  """The window of every frame, resized to S x S and rounded to uint8."""
-  frames = decoding.crop_resize(encoded, window, crop_size,
-                                cropped_decode_max_area, frame_hw)
-  return tf.saturate_cast(tf.round(frames), tf.uint8)
+def _window_frames(encoded, window, crop_size, cropped_decode_max_area,
+                   frame_hw, canvas):
+  """The host's pixels of a view: the window of every frame resized to
+  float32 [T, S, S, 3] in [0, 255] (canvas None), or, for `augment_on:
+  device`, the decoded window on a fixed canvas and its size
+  (`window_canvas.place`; the step resizes it)."""
+  if canvas is None:
+    return decoding.crop_resize(encoded, window, crop_size,
+                                cropped_decode_max_area, frame_hw), None
+  return window_canvas.place(
+      decoding.decode_crop(encoded, window, cropped_decode_max_area,
+                           frame_hw), canvas)
+
+
+def _prepared_view(frames, window_params, pixel_params) -> PreparedView:
+  if window_params is None:
+    return PreparedView(frames, pixel_params)
+  return PreparedView(frames, tf.concat([window_params, pixel_params], 0))
 
 
 def augment_clip(encoded: tf.Tensor, params: ClipParams, crop_size: int,
@@ -318,47 +369,57 @@ def augment_clip(encoded: tf.Tensor, params: ClipParams, crop_size: int,
   cropped_decode_max_area: see VideoDataConfig; use_xla: fuse the per-pixel
   work with XLA (same result up to float rounding, faster).
   """
-  frames = _crop_uint8(encoded, params.window, crop_size,
-                       cropped_decode_max_area,
-                       decoding.frame_shape(encoded[0]))
+  frames, _ = _window_frames(encoded, params.window, crop_size,
+                             cropped_decode_max_area,
+                             decoding.frame_shape(encoded[0]), None)
   return augmented(PreparedView(frames, pack_pixel_params(params)), use_xla)
 
 
 def consistent_view(encoded: tf.Tensor, seed,
                     view: video_data.ViewAugmentationConfig, crop_size: int,
-                    cropped_decode_max_area: float = 0.9) -> PreparedView:
+                    cropped_decode_max_area: float = 0.9,
+                    canvas=None) -> PreparedView:
   """Algorithm 1: one draw for the clip, applied to every frame."""
   frame_hw = decoding.frame_shape(encoded[0])
   params = draw_clip_params(seed, view, frame_hw)
-  frames = _crop_uint8(encoded, params.window, crop_size,
-                       cropped_decode_max_area, frame_hw)
-  return PreparedView(frames, pack_pixel_params(params))
+  frames, window = _window_frames(encoded, params.window, crop_size,
+                                  cropped_decode_max_area, frame_hw, canvas)
+  return _prepared_view(frames, window, pack_pixel_params(params))
 
 
 def per_frame_view(encoded: tf.Tensor, seed,
                    view: video_data.ViewAugmentationConfig, crop_size: int,
-                   cropped_decode_max_area: float = 0.9) -> PreparedView:
+                   cropped_decode_max_area: float = 0.9,
+                   canvas=None) -> PreparedView:
   """Table 9 ablation: every frame draws its own parameters."""
   seeds = tf.random.experimental.stateless_split(seed, tf.shape(encoded)[0])
 
   def one(args):
     prepared = consistent_view(args[0][None], args[1], view, crop_size,
-                               cropped_decode_max_area)
+                               cropped_decode_max_area, canvas)
     return prepared.frames[0], prepared.params
+  if canvas is None:
+    shape, dtype = [crop_size, crop_size, 3], tf.float32
+    num_params = NUM_PIXEL_PARAMS
+  else:
+    shape, dtype = [canvas[0], canvas[1], 3], tf.uint8
+    num_params = window_canvas.NUM_WINDOW_PARAMS + NUM_PIXEL_PARAMS
   frames, params = tf.map_fn(
       one, (encoded, seeds),
-      fn_output_signature=(tf.TensorSpec([crop_size, crop_size, 3], tf.uint8),
-                           tf.TensorSpec([NUM_PIXEL_PARAMS], tf.float32)))
+      fn_output_signature=(tf.TensorSpec(shape, dtype),
+                           tf.TensorSpec([num_params], tf.float32)))
   return PreparedView(frames, params)
 
 
 def centre_crop_view(encoded: tf.Tensor, seed,
                      view: video_data.ViewAugmentationConfig, crop_size: int,
-                     cropped_decode_max_area: float = 0.9) -> PreparedView:
+                     cropped_decode_max_area: float = 0.9,
+                     canvas=None) -> PreparedView:
   """Table 9 ablation: the centre square resized, nothing random."""
   del seed, view
   frame_hw = decoding.frame_shape(encoded[0])
   window = centre_square_window(frame_hw[0], frame_hw[1])
-  frames = _crop_uint8(encoded, window, crop_size, cropped_decode_max_area,
-                       frame_hw)
-  return PreparedView(frames, tf.constant(IDENTITY_PIXEL_PARAMS, tf.float32))
+  frames, window = _window_frames(encoded, window, crop_size,
+                                  cropped_decode_max_area, frame_hw, canvas)
+  return _prepared_view(frames, window,
+                        tf.constant(IDENTITY_PIXEL_PARAMS, tf.float32))

@@ -15,6 +15,7 @@ contractions so it compiles with static shapes for TPUs.
 import math
 from typing import Dict
 
+from absl import logging
 import tensorflow as tf
 import tf_keras
 
@@ -116,6 +117,32 @@ class ActionDetector(tf_keras.Model):
                    tf.float32)
 
 
+def freeze_for_fine_tuning(backbone: tf_keras.Model, fine_tune_from: str,
+                           batch_norm: str) -> list:
+  """Marks the backbone layers fine-tuning must not train; their names.
+
+  Layers of the stages before `fine_tune_from` (named '<stage>_...' by
+  `r3d`), and with batch_norm='frozen' every BN layer. A Keras BN layer
+  that is not trainable runs in inference mode even in a training step, so
+  a frozen BN keeps normalising with its initial statistics and never
+  updates them.
+  """
+  stages = detection_cfg.FINE_TUNE_FROM
+  if fine_tune_from not in stages:
+    raise ValueError(f'task.fine_tune_from={fine_tune_from!r}: expected one '
+                     f'of {stages}')
+  frozen_stages = set(stages[:stages.index(fine_tune_from)])
+  frozen = []
+  for layer in backbone.layers:
+    is_norm = isinstance(layer, tf_keras.layers.BatchNormalization)
+    if (layer.name.split('_')[0] in frozen_stages
+        or (batch_norm == 'frozen' and is_norm)):
+      if layer.weights:
+        layer.trainable = False
+        frozen.append(layer.name)
+  return frozen
+
+
 def build_detector(task_config: detection_cfg.DetectionTaskConfig
                    ) -> ActionDetector:
   """The detector of `task_config.model`, built on its training frame size."""
@@ -127,6 +154,13 @@ def build_detector(task_config: detection_cfg.DetectionTaskConfig
       backbone, model_config.head.num_classes,
       model_config.backbone.cvrl_r3d.output_stride,
       model_config.head.roi_size, model_config.head.dropout_rate)
+  frozen = freeze_for_fine_tuning(backbone, task_config.fine_tune_from,
+                                  task_config.backbone_batch_norm)
+  if frozen:
+    logging.info('fine_tune_from=%s, backbone_batch_norm=%s: %d backbone '
+                 'layers frozen (%s ... %s)', task_config.fine_tune_from,
+                 task_config.backbone_batch_norm, len(frozen), frozen[0],
+                 frozen[-1])
   height, width = data.frame_size
   detector({'image': tf.zeros([1, data.num_frames, height, width, 3]),
             'boxes': tf.zeros([1, 1, 4])})

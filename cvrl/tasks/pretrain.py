@@ -23,12 +23,15 @@ from cvrl.eval import knn
 from cvrl import losses
 from cvrl.configs import pretrain as pretrain_cfg
 from cvrl.data import pipelines
-from cvrl.data import spatial_augment
+from cvrl.data import window_canvas
 from cvrl.modeling import cvrl_model
 from cvrl.tasks import video_task
 
+# windows_shrunk (augment_on: device): the fraction of views whose crop
+# window was larger than train_data.device_canvas and was shrunk on the host.
+WINDOWS_SHRUNK = 'windows_shrunk'
 METRIC_NAMES = ('contrastive_loss', 'contrastive_accuracy', 'entropy',
-                'regularization_loss')
+                'regularization_loss', WINDOWS_SHRUNK)
 KNN_FEATURES, KNN_LABELS = 'knn_features', 'knn_labels'
 
 
@@ -111,20 +114,28 @@ class PretrainTask(video_task.VideoTask):
     tf.summary.image('augmented_views', strips, max_outputs=clips)
 
   def device_preprocess(self, inputs):
-    """augment_on: device: Algorithm 1's per-pixel part, batched, here in the
-    step (the host sent uint8 crops and each clip's drawn parameters)."""
+    """augment_on: device: Algorithm 1 after decoding, batched, here in the
+    step: the host sent each clip's decoded crop window on a uint8 canvas
+    with its size and drawn parameters; resize, then the per-pixel part."""
     if 'view_params' not in inputs:
       return inputs
     data = self.task_config.train_data
-    apply = (spatial_augment.apply_batch_xla if data.xla_augment
-             else spatial_augment.apply_batch)
-    views = apply(inputs['image'], inputs['view_params'])
+    params = inputs['view_params']
+    views = pipelines.device_views(inputs['image'], params, data.crop_size,
+                                   data.xla_augment)
     views = tf.concat(pipelines.finish_views(
         *tf.split(views, 2), inputs.get(pipelines.DEBIAS_SEED), data), axis=0)
     out = {k: v for k, v in inputs.items()
            if k not in ('view_params', pipelines.DEBIAS_SEED)}
     out['image'] = views
+    out[WINDOWS_SHRUNK] = tf.reduce_mean(
+        params[..., window_canvas.SHRUNK])
     return out
+
+  def _step_logs(self, logs, inputs, outputs, metrics):
+    # Host mode shrinks nothing: the window is resized from the frame.
+    logs = dict(logs, **{WINDOWS_SHRUNK: inputs.get(WINDOWS_SHRUNK, 0.0)})
+    return super()._step_logs(logs, inputs, outputs, metrics)
 
   def evaluation_outputs(self, inputs, outputs):
     if not self.task_config.knn_monitor.k:

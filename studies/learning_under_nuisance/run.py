@@ -40,6 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 sys.path.insert(0, REPO)
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from studies import commands
 from tfrecords_tools.datasets import nuisance
 
 DATA = 'task.train_data'
@@ -154,15 +155,7 @@ def _nested(flat):
   return out
 
 
-def _run(args, log):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO)
-  with open(log, 'w') as f:
-    done = subprocess.run([sys.executable, '-m', *args], cwd=REPO, env=env,
-                          stdout=f, stderr=subprocess.STDOUT, check=False)
-  if done.returncode:
-    with open(log) as f:
-      tail = f.read()[-3000:]
-    raise RuntimeError(f'{args[0]} failed ({log}):\n{tail}')
+_run = commands.run_module
 
 
 def make_data(work_dir, videos_per_cell, seed, pan):
