@@ -244,10 +244,18 @@ def device_views(image: tf.Tensor, view_params: tf.Tensor, crop_size: int,
   the accelerator, not as a copy of every canvas on the host."""
   apply = (spatial_augment.apply_batch_xla if use_xla
            else spatial_augment.apply_batch)
-  flat = tf.reshape(image, [-1] + image.shape[2:].as_list())
-  params = tf.reshape(view_params, [-1] + view_params.shape[2:].as_list())
-  views = apply(flat, params, crop_size)
-  return _views_first(tf.reshape(views, [-1, 2] + views.shape[1:].as_list()))
+  return _views_first(_per_view(
+      lambda views, params: apply(views, params, crop_size), image,
+      view_params))
+
+
+def _per_view(apply, image: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
+  """apply(views [N, ...], params [N, ...]) -> [N, ...] on a batch of
+  example pairs [B, 2, ...]: the 2B views in one call, back as [B, 2, ...]."""
+  def flat(x):
+    return tf.reshape(x, [-1] + x.shape[2:].as_list())
+  out = apply(flat(image), flat(params))
+  return tf.reshape(out, [-1, 2] + out.shape[1:].as_list())
 
 
 def finish_views(first: tf.Tensor, second: tf.Tensor,
@@ -272,11 +280,7 @@ def _arrange_batch(batch: Dict[str, tf.Tensor],
   if PIXEL_PARAMS in batch:  # pretrain, host mode: resized, to augment
     apply = (spatial_augment.apply_views_xla if config.xla_augment
              else spatial_augment.apply_views)
-    shape = image.shape[2:].as_list()
-    params = batch[PIXEL_PARAMS]
-    flat = apply(tf.reshape(image, [-1] + shape),
-                 tf.reshape(params, [-1] + params.shape[2:].as_list()))
-    image = tf.reshape(flat, [-1, 2] + shape)
+    image = _per_view(apply, image, batch[PIXEL_PARAMS])
   if config.mode == 'pretrain':
     image = tf.stack(finish_views(image[:, 0], image[:, 1],
                                   batch.get(DEBIAS_SEED), config), axis=1)

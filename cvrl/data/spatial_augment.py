@@ -272,8 +272,9 @@ def apply_pixels(frames, params: ClipParams, crop_size: int) -> tf.Tensor:
 
 def apply_prepared(frames: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
   """The per-pixel part of one view: [T, S, S, 3] in [0, 255] (the resized
-  window) and packed params [P] (the clip's draw) or [T, P] (a draw per frame, each frame its own
-  one-frame clip) -> float32 [T, S, S, 3] in [0, 1]."""
+  window) and packed params [P] (the clip's draw) or [T, P] (a draw per
+  frame, each frame its own one-frame clip) -> float32 [T, S, S, 3] in
+  [0, 1]."""
   crop_size = frames.shape[-2]
   if params.shape.rank == 1:
     return apply_pixels(frames, unpack_pixel_params(params), crop_size)
@@ -318,11 +319,11 @@ def apply_batch(canvases: tf.Tensor, params: tf.Tensor,
   """`apply_canvas` over a batch: uint8 [N, T, H, W, 3], params [N, W + P]
   or [N, T, W + P] -> float32 [N, T, S, S, 3]. Runs in the train step
   (`augment_on: device`), under any strategy and inside XLA."""
-  size = crop_size
   return tf.map_fn(
-      lambda args: apply_canvas(args[0], args[1], size), (canvases, params),
+      lambda args: apply_canvas(args[0], args[1], crop_size),
+      (canvases, params),
       fn_output_signature=tf.TensorSpec(
-          [canvases.shape[1], size, size, 3], tf.float32))
+          [canvases.shape[1], crop_size, crop_size, 3], tf.float32))
 
 
 # The dense per-pixel work fused by XLA: 3x faster colour jitter and the blur
@@ -369,9 +370,9 @@ def augment_clip(encoded: tf.Tensor, params: ClipParams, crop_size: int,
   cropped_decode_max_area: see VideoDataConfig; use_xla: fuse the per-pixel
   work with XLA (same result up to float rounding, faster).
   """
-  frames, _ = _window_frames(encoded, params.window, crop_size,
-                             cropped_decode_max_area,
-                             decoding.frame_shape(encoded[0]), None)
+  frames = decoding.crop_resize(encoded, params.window, crop_size,
+                                cropped_decode_max_area,
+                                decoding.frame_shape(encoded[0]))
   return augmented(PreparedView(frames, pack_pixel_params(params)), use_xla)
 
 
