@@ -1,7 +1,7 @@
 r"""How many host CPU cores one accelerator needs to be fed, per input mode.
 
   .venv/bin/python benchmarks/capacity_model.py [--utilisation=0.4]
-      [--host_core_ms=183 --device_core_ms=34.3 --model_garden_core_ms=592]
+      [--host_core_ms=151.5 --device_core_ms=23.9 --model_garden_core_ms=593]
 
 1. The paper's pretraining step, counted from the model: R3D-50 (Table 1)
    on two 16 x 224 x 224 clips per sample; multiply-adds of every Conv3D
@@ -13,7 +13,8 @@ r"""How many host CPU cores one accelerator needs to be fed, per input mode.
    --utilisation / FLOPs per sample.
 3. Host cores that takes, per input mode: samples/s x core-ms per sample
    (benchmarks/input_pipeline.py prints core-ms/sample per mode; the
-   defaults are its figures of 2026-11-30 on a 2-core AMD EPYC, AVX2).
+   defaults are its figures of 2026-11-30 on a 2-core AMD EPYC, AVX2,
+   with the training command's malloc settings).
 4. Next to the host CPU counts of the usual machines.
 
 Peak figures are the vendors' dense bfloat16 numbers (no sparsity). The
@@ -27,6 +28,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# Device mode's bytes a sample: the buffer of a batch of 8 at device_budget
+# 0.7 of 256 x 456 views, / 8 (benchmarks/input_pipeline.py).
+DEVICE_BYTES = 7_844_830
 # (name, peak dense bf16 TFLOP/s of one device, devices per host, host vCPUs)
 ACCELERATORS = (
     ('TPU v3 core (v3-8 host: 8 cores)', 61.5, 8, 96),
@@ -61,11 +65,12 @@ def training_flops_per_sample(frames=16, size=224, depth=50, width=1.0):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--utilisation', type=float, default=0.4)
-  parser.add_argument('--host_core_ms', type=float, default=195.6)
-  parser.add_argument('--device_core_ms', type=float, default=31.2)
-  parser.add_argument('--model_garden_core_ms', type=float, default=599.3)
-  parser.add_argument('--canvas_bytes', type=int, default=11_206_656,
-                      help='device mode bytes per sample (256 x 456 canvas)')
+  parser.add_argument('--host_core_ms', type=float, default=151.5)
+  parser.add_argument('--device_core_ms', type=float, default=23.9)
+  parser.add_argument('--model_garden_core_ms', type=float, default=593.2)
+  parser.add_argument('--device_bytes', type=int, default=DEVICE_BYTES,
+                      help='device mode bytes per sample (the buffer at '
+                      'device_budget 0.7 of 256 x 456 views, batch 8)')
   args = parser.parse_args()
   forward, train = training_flops_per_sample()
   print(f'R3D-50, 16 x 224 x 224: {forward / 1e9:.1f} GFLOPs forward per '
@@ -80,7 +85,7 @@ def main():
   for name, tflops, per_host, vcpus in ACCELERATORS:
     rate = tflops * 1e12 * args.utilisation / train
     needs = [rate * per_host * ms / 1000 for _, ms in modes]
-    gbps = rate * per_host * args.canvas_bytes / 1e9
+    gbps = rate * per_host * args.device_bytes / 1e9
     print(f'| {name} | {rate:.0f} | {vcpus} | '
           + ' | '.join(f'{n:.0f}' for n in needs)
           + f' | {gbps:.1f} |')

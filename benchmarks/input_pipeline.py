@@ -9,8 +9,8 @@ times under distinct names) to TFRecords at short side 256, then measures on
 the same files, in one run, two-clip samples/s at 16 x 224 x 224 of:
 - ours: `cvrl.data.pipelines` in pretrain mode with the paper's augmentations,
   all of it on the host (augment_on: host), and the host's part only
-  (augment_on: device: decode the crop windows and send them on uint8
-  canvases; resize and per-pixel work are left to the train step);
+  (augment_on: device: decode the crop windows of a batch into one uint8
+  buffer; resize and per-pixel work are left to the train step);
 - Model Garden: `official.projects.video_ssl.dataloaders.video_ssl_input`
   (Decoder, Parser and PostBatchProcessor with is_ssl=True);
 - the ceiling: decoding the same 32 JPEG frames per sample and nothing else.
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,7 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.convert_throughput import repeated_video_tasks
 from cvrl.configs import video_data
 from cvrl.data import features
+from cvrl.data import host_malloc
 from cvrl.data import pipelines
+from cvrl.data import window_buffer
 from tfrecords_tools.conversion import job
 from tfrecords_tools.conversion import video_frames
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -151,6 +154,29 @@ def measure_alone(builders, pattern: str, batch_size: int, batches: int,
           for name, s in seconds.items()}
 
 
+def budget_use(pattern: str, batch_size: int, batches: int = 20) -> str:
+  """Bytes a sample sends to the device in each mode; for device mode, of
+  the buffer's fixed length, how much the windows filled over `batches`
+  batches and the fraction of views shrunk to keep within the budget."""
+  config = ours_config(pattern, batch_size, 'device')
+  length = window_buffer.buffer_length(
+      pipelines.device_budget(config, batch_size),
+      tuple(config.device_canvas))
+  used, shrunk = [], []
+  for batch in pipelines.build_dataset(config).take(batches):
+    params = batch[pipelines.VIEW_PARAMS].numpy()
+    used.append((NUM_FRAMES * params[..., 0] * params[..., 1] * 3).sum())
+    shrunk.append(params[..., window_buffer.SHRUNK].mean())
+  crop = 2 * NUM_FRAMES * SIZE * SIZE * 3
+  return (f'bytes sent to the device per sample: host mode float32 '
+          f'{4 * crop:,} (bfloat16 {2 * crop:,}); device mode uint8 '
+          f'{length // batch_size:,} (buffer {length:,} a batch of '
+          f'{batch_size}, device_budget {config.device_budget}: windows '
+          f'filled {np.mean(used) / length:.2f} of it on average, '
+          f'{np.max(used) / length:.2f} at most; views shrunk to fit: '
+          f'{np.mean(shrunk):.4f}) + parameters')
+
+
 def step_seconds(pattern: str, batch_size: int, steps: int):
   """(plain step on a host-mode batch, step on a device-mode batch), s."""
   import tf_keras  # pylint: disable=g-import-not-at-top
@@ -187,7 +213,15 @@ def main():
                       default='demo_output/tfrecords/train/*.tfrecord',
                       help='Records for the end-to-end rows (skipped if '
                       'none match).')
+  parser.add_argument('--tune_malloc', default=True,
+                      action=argparse.BooleanOptionalAction,
+                      help='glibc malloc as the training command sets it '
+                      '(cvrl.data.host_malloc; --no-tune_malloc: defaults)')
   args = parser.parse_args()
+  if args.tune_malloc:
+    print(host_malloc.maybe_reexec())  # returns unless re-executing
+  else:
+    print('host malloc: defaults (--no-tune_malloc)')
   work = tempfile.mkdtemp(prefix='input_bench_')
   try:
     pattern = make_records(work, args.repeats)
@@ -212,12 +246,7 @@ def main():
           f'{rates[host_mode] / rates[model_garden_name]:.2f}x; device mode '
           f'(host part) / ceiling = {rates[device_mode] / ceiling:.2f}')
     _end_to_end(args)
-    canvas = ours_config(pattern, 1, 'device').device_canvas
-    crop = 2 * NUM_FRAMES * SIZE * SIZE * 3
-    sent = 2 * NUM_FRAMES * canvas[0] * canvas[1] * 3
-    print(f'bytes sent to the device per sample: host mode float32 '
-          f'{4 * crop:,} (bfloat16 {2 * crop:,}); device mode uint8 canvases '
-          f'{canvas[0]} x {canvas[1]} {sent:,} + parameters')
+    print(budget_use(pattern, args.batch_size))
     if args.steps:
       plain, on_device = step_seconds(pattern, args.batch_size, args.steps)
       saved = args.batch_size / rates[host_mode] - (

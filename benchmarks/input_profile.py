@@ -1,27 +1,27 @@
-r"""Where the pretraining input's host time goes, stage by stage.
+r"""Where the pretraining input's host time goes, phase by phase.
 
   .venv/bin/python benchmarks/input_profile.py [--batches=15 --batch_size=8]
       [--rounds=3] [--records='DIR/train-*.tfrecord']
 
 Two-clip samples/s at 16 x 224 x 224, stride 2, the paper's crops, on the
 same records (the real test videos at short side 256, as
-benchmarks/input_pipeline.py makes them), of the input chain cut after each
-phase. A cut keeps the work before it (its output feeds a tiny tensor, so
-nothing is pruned) and replaces what follows by a constant of the final
-shape. A phase's cost per sample is the difference of 1 / rate between
-consecutive cuts. Each pipeline is measured alone (`input_pipeline.
-measure_alone`), alternating over --rounds.
+benchmarks/input_pipeline.py makes them), of augment_on=device's host part
+cut after each phase. A cut keeps the work before it and hands on only a
+small tensor that depends on it (so nothing is pruned). A phase's cost per
+sample is the difference of 1 / rate between consecutive cuts. Each
+pipeline is measured alone (`input_pipeline.measure_alone`), alternating
+over --rounds.
 
-  read + parse + sample   records read (block-shuffled), parsed, two clip
-                          starts, frames gathered, the crops drawn
-  decode crop windows     + decode_and_crop_jpeg of the 2 x 16 windows
-  place on the canvas     + each window padded into the uint8 canvas
-  batch                   + batching: the whole host part of
-                          augment_on=device (`pipelines.build_dataset`)
-and, for reference, the same chain with the window resized to 224 on the
-host instead of placed (float32; what host mode does before its per-pixel
-work, and what the host did in device mode before 2026-11-30), host mode
-whole, and the decode-only ceiling of benchmarks/input_pipeline.py.
+  read + parse + sample + batch   records read (block-shuffled), parsed, two
+                                  clip starts, frames gathered and checked,
+                                  the crops drawn, batched (strings)
+  decode crop windows             + decode_and_crop_jpeg of every window of
+                                  the batch, nothing kept
+  write the buffer                + each window written into the batch's
+                                  buffer: the whole host part
+                                  (`pipelines.build_dataset`)
+and, for reference, host mode whole and the decode-only ceiling of
+benchmarks/input_pipeline.py.
 """
 
 import argparse
@@ -37,83 +37,53 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchmarks import input_pipeline as bench
 from cvrl.data import decoding
+from cvrl.data import host_malloc
 from cvrl.data import pipelines
-from cvrl.data import spatial_augment
-from cvrl.data import window_canvas
+from cvrl.data import window_buffer
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
-# A cut sends this small canvas, so that its batching costs nothing.
-_CUT_CANVAS = (8, 8)
+def _decoded_bytes(batch):
+  """Decodes every window of a device-mode batch before packing; returns
+  only how many bytes they hold."""
+  encoded = tf.reshape(batch[pipelines.ENCODED], [-1])
+  frames_per_view = batch[pipelines.ENCODED].shape[-1]
+  draws = tf.reshape(batch[pipelines.VIEW_DRAWS],
+                     [-1, batch[pipelines.VIEW_DRAWS].shape[-1]])
+  draws = tf.cast(draws[:, :window_buffer.NUM_DRAW_FIELDS], tf.int32)
 
-
-def _placeholder(config, *used):
-  """uint8 zeros of a cut's output shape that depend on `used` (so they
-  are not pruned)."""
-  token = tf.add_n([tf.cast(tf.reduce_sum(u), tf.float32) for u in used])
-  zeros = tf.zeros([config.num_frames, *_CUT_CANVAS, 3], tf.uint8)
-  with tf.control_dependencies([token]):
-    return tf.identity(zeros)
-
-
-def cut_view(stage: str, config):
-  """A `pipelines.View` that stops after `stage`."""
-  canvas_hw = tuple(config.device_canvas)
-
-  def view(encoded, seed, view_config, crop_size, max_area, canvas=None):
-    del canvas  # the cut decides
-    frame_hw = decoding.frame_shape(encoded[0])
-    params = spatial_augment.draw_clip_params(seed, view_config, frame_hw)
-    packed = tf.concat([tf.zeros([window_canvas.NUM_WINDOW_PARAMS]),
-                        spatial_augment.pack_pixel_params(params)], 0)
-    if stage == 'parse':
-      frames = _placeholder(config, tf.strings.length(encoded))
-      return spatial_augment.PreparedView(frames, packed)
-    decoded = decoding.decode_crop(encoded, params.window, max_area,
-                                   frame_hw)
-    if stage == 'decode':
-      frames = _placeholder(config, decoded[:, :1, :1])
-    elif stage == 'resize':
-      resized = tf.image.resize(decoded, [crop_size, crop_size])
-      frames = _placeholder(config, resized[:, :1, :1])
-    elif stage == 'resized_uint8':  # the whole view, sent resized
-      resized = tf.image.resize(decoded, [crop_size, crop_size])
-      return spatial_augment.PreparedView(
-          tf.saturate_cast(tf.round(resized), tf.uint8), packed)
-    else:  # 'canvas'
-      placed, _ = window_canvas.place(decoded, canvas_hw)
-      frames = _placeholder(config, placed[:, :1, :1])
-    return spatial_augment.PreparedView(frames, packed)
-  return view
+  def body(i, total):
+    view = i // frames_per_view
+    window = decoding.decode_frame_window(encoded[i], draws[view, :4],
+                                          draws[view, 4] > 0)
+    return i + 1, total + tf.size(window)
+  _, total = tf.while_loop(lambda i, _: i < tf.size(encoded), body, (0, 0))
+  return total
 
 
 def cut_pipeline(pattern, batch_size, stage):
-  real = bench.ours_config(pattern, batch_size, 'device')
-  sent = ((bench.SIZE, bench.SIZE) if stage == 'resized_uint8'
-          else _CUT_CANVAS)
-  config = real.replace(device_canvas=sent)
-  steps = pipelines.pretrain_steps(config)
-  steps = pipelines.PretrainSteps(steps.clip_starts, cut_view(stage, real))
+  config = bench.ours_config(pattern, batch_size, 'device')
   dataset = pipelines.source_dataset(config).enumerate()
   dataset = dataset.map(
       lambda position, example: pipelines.pretrain_views(
-          example, pipelines.example_seed(0, 0, position), config, steps),
+          example, pipelines.example_seed(0, 0, position), config),
       num_parallel_calls=tf.data.AUTOTUNE)
-  return dataset.batch(batch_size, drop_remainder=True).prefetch(
-      tf.data.AUTOTUNE)
+  dataset = dataset.batch(batch_size, drop_remainder=True)
+  if stage == 'parse':
+    dataset = dataset.map(lambda b: tf.strings.length(b[pipelines.ENCODED]))
+  else:  # 'decode'
+    dataset = dataset.map(_decoded_bytes,
+                          num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 CUTS = (
-    ('read + parse + sample', lambda p, b: cut_pipeline(p, b, 'parse')),
+    ('read + parse + sample + batch', lambda p, b: cut_pipeline(
+        p, b, 'parse')),
     ('decode crop windows', lambda p, b: cut_pipeline(p, b, 'decode')),
-    ('place on the canvas', lambda p, b: cut_pipeline(p, b, 'canvas')),
-    ('batch', bench.ours_device_mode),
+    ('write the buffer', bench.ours_device_mode),
 )
 OTHERS = (
-    ('decode + resize to 224 instead', lambda p, b: cut_pipeline(
-        p, b, 'resize')),
-    ('decode + resize + uint8, batched', lambda p, b: cut_pipeline(
-        p, b, 'resized_uint8')),
     ('host mode, whole', bench.ours),
     ('decode whole frames (ceiling)', bench.decode_ceiling),
 )
@@ -127,7 +97,15 @@ def main():
   parser.add_argument('--repeats', type=int, default=2)
   parser.add_argument('--records', default='',
                       help='a glob of records to reuse (default: make them)')
+  parser.add_argument('--tune_malloc', default=True,
+                      action=argparse.BooleanOptionalAction,
+                      help='glibc malloc as the training command sets it '
+                      '(cvrl.data.host_malloc; --no-tune_malloc: defaults)')
   args = parser.parse_args()
+  if args.tune_malloc:
+    print(host_malloc.maybe_reexec())  # returns unless re-executing
+  else:
+    print('host malloc: defaults (--no-tune_malloc)')
   work = tempfile.mkdtemp(prefix='input_profile_')
   try:
     pattern = args.records or bench.make_records(work, args.repeats)

@@ -1,6 +1,7 @@
-"""augment_on: device — the host sends each decoded crop window on a uint8
-canvas with its size and the clip's parameters, the train step resizes it
-and does the per-pixel work; the same seed gives the same clips."""
+"""augment_on: device — the host decodes a batch's crop windows into one
+uint8 buffer with their offsets, sizes and the clips' parameters; the train
+step resizes them and does the per-pixel work; the same seed gives the same
+clips as host mode."""
 
 import numpy as np
 import pytest
@@ -14,13 +15,14 @@ from cvrl.configs import base
 from cvrl.configs import video_data
 from cvrl.data import pipelines
 from cvrl.data import spatial_augment
-from cvrl.data import window_canvas
+from cvrl.data import window_buffer
 from tests import video_records
 from tests.conftest import small_pretrain_config
 
 T, S = 4, 32
 FRAME = (48, 64)  # the test records' frames
-WINDOW_PARAMS = window_canvas.NUM_WINDOW_PARAMS
+WINDOW_PARAMS = window_buffer.NUM_WINDOW_PARAMS
+SHRUNK = window_buffer.SHRUNK
 ALWAYS = dict(flip_prob=1.0, color_jitter_prob=1.0, grayscale_prob=0.5,
               blur_prob=1.0, solarize_prob=0.5)
 VIEW_CONFIGS = {
@@ -43,6 +45,9 @@ def records(tmp_path_factory):
 
 def _config(path, augment_on, spatial=None, **overrides):
   overrides.setdefault('device_canvas', FRAME)
+  # Room for every window (the centre-crop ablation's fill 0.75 of these
+  # frames): nothing shrunk unless a test asks for a smaller budget.
+  overrides.setdefault('device_budget', 1.0)
   config = video_data.VideoDataConfig(
       input_path=path, global_batch_size=3, num_frames=T, frame_stride=2,
       crop_size=S, seed=5, shuffle_buffer_size=4, augment_on=augment_on,
@@ -57,117 +62,229 @@ def _take(config, n=2):
           for b in pipelines.build_dataset(config).take(n)]
 
 
+def _on_device(batch, config):
+  return pipelines.device_views(
+      tf.constant(batch['image']), tf.constant(batch[pipelines.VIEW_OFFSETS]),
+      tf.constant(batch[pipelines.VIEW_PARAMS]), config).numpy()
+
+
 @pytest.mark.parametrize('name', sorted(VIEW_CONFIGS))
 @pytest.mark.parametrize('use_xla', [True, False])
 def test_device_mode_gives_the_host_modes_clips(records, name, use_xla):
   spatial = VIEW_CONFIGS[name]
   host = _take(_config(records, 'host', spatial, xla_augment=use_xla))
-  device = _take(_config(records, 'device', spatial, xla_augment=use_xla))
+  config = _config(records, 'device', spatial, xla_augment=use_xla)
+  device = _take(config)
   num_params = WINDOW_PARAMS + spatial_augment.NUM_PIXEL_PARAMS
+  per_frame = name == 'per_frame_ablation'
+  views = (3, 2, T) if per_frame else (3, 2)
+  budget = window_buffer.budget_bytes(3, T, FRAME, config.device_budget)
   for h, d in zip(host, device):
-    # Example-major: [B, 2, ...]; the step puts the first views first.
+    # One buffer a batch; example-major offsets and params [B, 2, ...].
     assert d['image'].dtype == np.uint8
-    assert d['image'].shape == (3, 2, T) + FRAME + (3,)
-    per_frame = name == 'per_frame_ablation'
-    assert d['view_params'].shape == (
-        (3, 2, T, num_params) if per_frame else (3, 2, num_params))
+    assert d['image'].shape == (budget + FRAME[1] * 3,)
+    assert d[pipelines.VIEW_OFFSETS].shape == views
+    assert d[pipelines.VIEW_PARAMS].shape == views + (num_params,)
+    assert not d[pipelines.VIEW_PARAMS][..., SHRUNK].any()
     np.testing.assert_array_equal(h['label'], d['label'])
-    on_device = pipelines.device_views(
-        tf.constant(d['image']), tf.constant(d['view_params']), S,
-        use_xla).numpy()
-    np.testing.assert_allclose(on_device, h['image'], atol=1e-4)
+    np.testing.assert_allclose(_on_device(d, config), h['image'], atol=1e-4)
 
 
 def test_temporal_ablation_and_released_code_views_in_device_mode(records):
   spatial = VIEW_CONFIGS['released_code_views']
   for temporal in ({'enabled': False}, {'gap_shape': 'uniform'}):
     host = _take(_config(records, 'host', spatial, temporal=temporal), 1)[0]
-    device = _take(_config(records, 'device', spatial, temporal=temporal),
-                   1)[0]
-    on_device = pipelines.device_views(
-        tf.constant(device['image']), tf.constant(device['view_params']), S)
-    np.testing.assert_allclose(on_device.numpy(), host['image'], atol=1e-4)
+    config = _config(records, 'device', spatial, temporal=temporal)
+    device = _take(config, 1)[0]
+    np.testing.assert_allclose(_on_device(device, config), host['image'],
+                               atol=1e-4)
 
 
-def test_device_mode_sends_the_canvas_in_uint8(records):
-  """Bytes per view: the canvas at one byte a value and the parameters;
-  host mode sends the resized view in float32."""
-  canvas = (40, 48)
+def test_the_buffer_holds_each_window_once_back_to_back(records):
+  """Offsets are the running sum of the views' bytes (T frames of h x w x
+  3), the windows are the frames' crops exactly, and the rest is zeros:
+  the host sends each decoded byte once and nothing resized."""
+  config = _config(records, 'device', device_budget=1.0)
+  batch = _take(config, 1)[0]
+  params = batch[pipelines.VIEW_PARAMS].reshape(6, -1)
+  offsets = batch[pipelines.VIEW_OFFSETS].reshape(6)
+  sizes = T * params[:, 0] * params[:, 1] * 3
+  np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(
+      sizes)[:-1]]).astype(np.int64))
+  assert (params[:, 0] * params[:, 1] < FRAME[0] * FRAME[1]).any()
+  np.testing.assert_array_equal(batch['image'][int(sizes.sum()):], 0)
+  # Host mode's bytes for the same views: float32 resized crops.
   host = _take(_config(records, 'host'), 1)[0]
-  device = _take(_config(records, 'device', device_canvas=canvas), 1)[0]
-  assert host['image'].dtype == np.float32
   assert host['image'].nbytes == 6 * T * S * S * 3 * 4
-  assert device['image'].nbytes == 6 * T * canvas[0] * canvas[1] * 3
-  assert device['view_params'].nbytes == 6 * 4 * (
-      WINDOW_PARAMS + spatial_augment.NUM_PIXEL_PARAMS)
+  assert batch['image'].nbytes == window_buffer.buffer_length(
+      window_buffer.budget_bytes(3, T, FRAME, 1.0), FRAME)
+
+
+def test_a_partial_last_batch_is_packed_too(records):
+  """Without drop_remainder (an evaluation's last batch): 6 videos in
+  batches of 4 -> 4 and 2 examples, each equal to host mode's."""
+  def config(mode):
+    return _config(records, mode).replace(
+        global_batch_size=4, drop_remainder=False, repeat=False)
+  host, device = _take(config('host'), 3), _take(config('device'), 3)
+  assert [len(d['label']) for d in device] == [4, 2]
+  for h, d in zip(host, device):
+    np.testing.assert_allclose(_on_device(d, config('device')), h['image'],
+                               atol=1e-4)
+
+
+def _buffer_with(window, offset, row_width, fill=255):
+  """A buffer of `fill` with `window` [n, h, w, 3] flattened at `offset`."""
+  flat = window.reshape(-1)
+  buffer = np.full(offset + flat.size + row_width * 3 + 5, fill, np.uint8)
+  buffer[offset:offset + flat.size] = flat
+  return tf.constant(buffer)
 
 
 @pytest.mark.parametrize('out_size', [5, 16, 37])
-def test_window_resized_on_device_equals_tf_image_resize(out_size):
-  """The step's resize (gathers and lerps) is tf.image.resize's bilinear on
-  the window alone: up- and downscaling, odd sizes, a one-pixel window, and
-  a window sent transposed."""
+@pytest.mark.parametrize('xla_gather', [False, True])
+def test_window_resized_on_device_equals_tf_image_resize(out_size,
+                                                         xla_gather):
+  """The step's resize (row slices, gathers and lerps) is tf.image.resize's
+  bilinear on the window alone: up- and downscaling, odd sizes, a
+  one-pixel window, a window sent transposed; whatever surrounds the window
+  in the buffer never leaks in. xla_gather: the rows read with XLA's gather
+  slices, as inside the compiled step."""
   rng = np.random.default_rng(out_size)
-  canvas_hw = (24, 30)
-  for h, w in ((24, 30), (7, 19), (1, 1), (13, 2), (30, 20)):
+  row_width = 30
+  resize = window_buffer.resize_window
+  if xla_gather:
+    resize = tf.function(resize, jit_compile=True)
+  for h, w, transposed in ((24, 30, 0), (7, 19, 0), (1, 1, 0), (13, 2, 0),
+                           (20, 30, 1)):
     window = rng.integers(0, 256, size=(3, h, w, 3)).astype(np.uint8)
-    canvas, params = window_canvas.place(tf.constant(window), canvas_hw)
-    assert canvas.shape == (3,) + canvas_hw + (3,)
-    transposed = (h, w) == (30, 20)
-    np.testing.assert_array_equal(params.numpy(),
-                                  [w, h, 1, 0] if transposed else [h, w, 0, 0])
-    got = window_canvas.resize_window(canvas, params, out_size).numpy()
+    stored = np.transpose(window, (0, 2, 1, 3)) if transposed else window
+    params = tf.constant([stored.shape[1], stored.shape[2], transposed, 0],
+                         tf.float32)
     want = tf.image.resize(window, [out_size, out_size]).numpy()
-    np.testing.assert_allclose(got, want, atol=2e-3)  # of 255
-    # What is outside the window never leaks in: other canvas contents
-    # give the same resize.
-    noisy = canvas.numpy().copy()
-    ch, cw = (w, h) if transposed else (h, w)
-    noisy[:, ch:] = 255
-    noisy[:, :, cw:] = 255
-    np.testing.assert_array_equal(
-        window_canvas.resize_window(tf.constant(noisy), params,
-                                    out_size).numpy(), got)
+    results = []
+    for offset, fill in ((0, 255), (101, 0), (7, 255)):
+      got = resize(_buffer_with(stored, offset, row_width, fill),
+                   tf.constant(offset), params, 3, row_width, out_size,
+                   xla_gather=xla_gather).numpy()
+      np.testing.assert_allclose(got, want, atol=2e-3)  # of 255
+      results.append(got)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
 
 
-def test_a_window_larger_than_the_canvas_is_shrunk_and_counted():
-  # A smooth picture, where two interpolations stay close to one.
-  coarse = np.random.default_rng(0).uniform(0, 255, size=(2, 5, 6, 3))
-  window = np.round(tf.image.resize(coarse, [40, 50]).numpy()).astype(
-      np.uint8)
-  canvas, params = window_canvas.place(tf.constant(window), (20, 30))
-  # Fits neither way: scaled by min(20 / 40, 30 / 50) = 0.5, aspect kept.
-  np.testing.assert_array_equal(params.numpy(), [20, 25, 0, 1])
-  np.testing.assert_array_equal(canvas.numpy()[:, 20:], 0)
-  np.testing.assert_array_equal(canvas.numpy()[:, :, 25:], 0)
-  got = window_canvas.resize_window(canvas, params, 16).numpy()
-  want = tf.image.resize(window, [16, 16]).numpy()
-  # Two interpolations instead of one: close, not equal.
-  assert 0 < np.abs(got - want).mean() < 2.0
+def _smooth_frames(n, h, w, seed=0):
+  coarse = np.random.default_rng(seed).uniform(0, 255, size=(n, 5, 6, 3))
+  return np.round(tf.image.resize(coarse, [h, w]).numpy()).astype(np.uint8)
 
 
-def test_tight_canvas_pipeline_counts_shrunk_views(records):
-  """On a canvas smaller than the frames, views that fit transposed equal
-  host mode's; the others are flagged shrunk, and the step reports their
-  fraction as windows_shrunk."""
+def _jpeg_views(frames_per_view):
+  """Encoded JPEG frames [N, n] of smooth pictures, and the frames."""
+  frames = [_smooth_frames(len(v), 40, 50, seed=i)
+            for i, v in enumerate(frames_per_view)]
+  encoded = [[tf.io.encode_jpeg(f, quality=100).numpy() for f in v]
+             for v in frames]
+  return tf.constant(encoded), frames
+
+
+def test_plan_transposes_shrinks_and_keeps_the_budget():
+  draws = tf.constant([[0, 0, 20, 30, 1],    # fits
+                       [0, 0, 30, 20, 1],    # fits transposed
+                       [0, 0, 40, 50, 0]],   # neither: scaled by 1/2
+                      tf.int32)
+  h, w, transposed, shrunk, offsets = (
+      x.numpy() for x in window_buffer.plan(draws, 2, (20, 30), 10**6))
+  np.testing.assert_array_equal(h, [20, 20, 20])
+  np.testing.assert_array_equal(w, [30, 30, 25])
+  np.testing.assert_array_equal(transposed, [0, 1, 0])
+  np.testing.assert_array_equal(shrunk, [0, 0, 1])
+  np.testing.assert_array_equal(offsets, [0, 3600, 7200])
+  # Over the budget: every view scaled by one factor, all flagged, the
+  # sum within the budget and each view no larger than before.
+  budget = 6000
+  h2, w2, _, shrunk2, offsets2 = (
+      x.numpy() for x in window_buffer.plan(draws, 2, (20, 30), budget))
+  assert shrunk2.all()
+  used = 2 * h2 * w2 * 3
+  assert used.sum() <= budget and used.sum() > 0.8 * budget
+  assert (h2 <= h).all() and (w2 <= w).all()
+  np.testing.assert_array_equal(offsets2, np.cumsum(used) - used)
+
+
+def test_packed_windows_are_the_frames_crops_and_shrunk_ones_are_close():
+  encoded, frames = _jpeg_views([range(2), range(2)])
+  decoded = [tf.io.decode_jpeg(e).numpy() for e in encoded.numpy().ravel()]
+  draws = tf.constant([[3, 4, 20, 30, 1], [0, 0, 40, 50, 0]], tf.int32)
+  canvas = (20, 30)
+  buffer, offsets, window = window_buffer.pack(encoded, draws, canvas, 10**5)
+  buffer, offsets, window = buffer.numpy(), offsets.numpy(), window.numpy()
+  assert buffer.shape == (window_buffer.buffer_length(10**5, canvas),)
+  np.testing.assert_array_equal(window[:, :2], [[20, 30], [20, 25]])
+  np.testing.assert_array_equal(window[:, 2:], [[0, 0], [0, 1]])
+  # View 0 fits: its frames' windows decoded alone (as host mode decodes
+  # them: libjpeg's cropped decode, which may differ from a slice of the
+  # whole frame at the window's edge), byte for byte.
+  got = buffer[:2 * 20 * 30 * 3].reshape(2, 20, 30, 3)
+  for k in range(2):
+    np.testing.assert_array_equal(got[k], tf.image.decode_and_crop_jpeg(
+        encoded[0, k], [3, 4, 20, 30]).numpy())
+  # View 1 was shrunk: resized from it, it is close to the whole window
+  # resized once (two interpolations instead of one).
+  out = window_buffer.resize_window(tf.constant(buffer), offsets[1],
+                                    window[1], 2, canvas[1], 16).numpy()
+  want = tf.image.resize(np.stack(decoded[2:]), [16, 16]).numpy()
+  assert 0 < np.abs(out - want).mean() < 2.0
+
+
+@pytest.mark.parametrize('device_canvas,device_budget',
+                         [((30, 44), 0.8), (FRAME, 0.25)])
+def test_shrunk_views_are_counted(records, device_canvas, device_budget):
+  """A canvas smaller than the frames, or a budget below what the batch's
+  windows need: views that fit transposed or sit in a batch within budget
+  equal host mode's; the others are flagged shrunk, close to host mode's,
+  and the step reports their fraction as windows_shrunk."""
   host = _take(_config(records, 'host'), 2)
-  device = _take(_config(records, 'device', device_canvas=(30, 44)), 2)
-  flags = np.concatenate([d['view_params'][..., window_canvas.SHRUNK]
+  config = _config(records, 'device', device_canvas=device_canvas,
+                   device_budget=device_budget)
+  device = _take(config, 2)
+  flags = np.concatenate([d[pipelines.VIEW_PARAMS][..., SHRUNK].ravel()
                           for d in device])
-  assert 0 < flags.mean() < 1  # the test data has both kinds
+  assert 0 < flags.mean() <= 1
+  assert (device_budget < 0.5) == flags.all()  # a whole batch shrinks
   for h, d in zip(host, device):
-    views = pipelines.device_views(
-        tf.constant(d['image']), tf.constant(d['view_params']), S).numpy()
+    views = _on_device(d, config)
     # [B, 2] -> first views first, as the views.
-    exact = d['view_params'][..., window_canvas.SHRUNK].T.reshape(-1) < 0.5
+    exact = d[pipelines.VIEW_PARAMS][..., SHRUNK].T.reshape(-1) < 0.5
     np.testing.assert_allclose(views[exact], h['image'][exact], atol=1e-4)
     assert np.abs(views[~exact] - h['image'][~exact]).mean() < 0.05
-  task = _task('device')
+  task = _task('device', train_data={'device_canvas': device_canvas,
+                                     'device_budget': device_budget})
   inputs = {k: tf.constant(v) for k, v in device[0].items()}
   prepared = task.device_preprocess(inputs)
   np.testing.assert_allclose(
       float(prepared['windows_shrunk']),
-      device[0]['view_params'][..., window_canvas.SHRUNK].mean())
+      device[0][pipelines.VIEW_PARAMS][..., SHRUNK].mean())
+
+
+def test_replicas_each_get_their_buffer(records, mirrored_strategy):
+  """Two replicas fed as Model Garden's trainer feeds them
+  (distribute_datasets_from_function: one pipeline on this worker, its
+  per-replica batches dealt to the replicas in turn): each replica's views
+  are those of its batch processed on one device."""
+  config = _config(records, 'device').replace(global_batch_size=4)
+  task = _task('device')
+
+  def dataset(context):
+    return pipelines.build_dataset(config, context)
+  distributed = iter(
+      mirrored_strategy.distribute_datasets_from_function(dataset))
+  views = mirrored_strategy.run(
+      lambda b: task.device_preprocess(b)['image'], args=(next(distributed),))
+  alone = iter(dataset(tf.distribute.InputContext(1, 0, 2)))
+  for got in mirrored_strategy.experimental_local_results(views):
+    want = task.device_preprocess(next(alone))['image']
+    assert got.shape == (2 * 2, T, S, S, 3)  # 2 examples, 2 views each
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
 
 
 def test_device_mode_is_checked():
@@ -180,11 +297,20 @@ def test_device_mode_is_checked():
     config.replace(augment_on='gpu').validate()
   with pytest.raises(base.ConfigError, match='device_canvas'):
     config.replace(device_canvas=(0, 64)).validate()
+  for budget in (0.0, 1.5):
+    with pytest.raises(base.ConfigError, match='device_budget'):
+      config.replace(device_budget=budget).validate()
+  # A buffer beyond int32 offsets: refused before any step, naming it.
+  huge = config.replace(global_batch_size=4096, num_frames=64,
+                        device_canvas=(512, 512))
+  with pytest.raises(base.ConfigError, match='device_budget=1.0: a buffer'):
+    pipelines.build_dataset(huge)
 
 
-def _task(augment_on, jit=False):
+def _task(augment_on, jit=False, train_data=None):
   return task_factory.get_task(small_pretrain_config(
-      train_data={'augment_on': augment_on, 'device_canvas': FRAME},
+      train_data={'augment_on': augment_on, 'device_canvas': FRAME,
+                  **(train_data or {})},
       image_summary_clips=2, jit_compile=jit))
 
 

@@ -168,8 +168,8 @@ def resolve_augment_on(params: cfg.ExperimentConfig,
                        devices: precision.Devices) -> List[str]:
   """`augment_on: auto` -> 'device' when the job computes on TPUs or GPUs
   (the host only decodes; resize and per-pixel work run in the step), else
-  'host' (on a CPU the step would do the same work on the same cores, and
-  host mode sends no canvas). In place; returns the lines to log."""
+  'host' (on a CPU the step would do the same work on the same cores).
+  In place; returns the lines to log."""
   lines = []
   for name in ('train_data', 'validation_data'):
     data = getattr(params.task, name, None)

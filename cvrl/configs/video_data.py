@@ -199,20 +199,27 @@ class VideoDataConfig(cfg.DataConfig):
   xla_augment: bool = True
   # Where Algorithm 1's work after decoding runs (pretrain mode): 'host' in
   # the tf.data map, or 'device' in the train step on the accelerator: the
-  # host then only decodes each clip's crop window and sends it, uint8, on
-  # a canvas of `device_canvas` pixels with the clip's drawn parameters; the
-  # step resizes it and does the per-pixel work. The same seed gives the
+  # host then only decodes each clip's crop window and sends a batch's
+  # windows, uint8, packed in one buffer with the clips' drawn parameters
+  # (cvrl/data/window_buffer.py); the step resizes them and does the
+  # per-pixel work. The same seed gives the
   # same clips in both (up to float rounding). 'auto': device when the job
   # runs on TPUs or GPUs, host on CPUs (resolved at job start, written to
   # params.yaml).
   augment_on: str = 'host'
-  # augment_on: device: (height, width) of the uint8 canvas each decoded
-  # crop window is sent on (static shapes). A window that fits only
-  # transposed is sent so (exact); one that fits neither way is shrunk on
-  # the host to fit and counted (metric windows_shrunk). The default holds
-  # any window of records converted at short side 256 with aspect up to
-  # 16:9, landscape or portrait.
+  # augment_on: device: (height, width) of the largest window sent as is. A
+  # window that fits only transposed is sent so (exact); one that fits
+  # neither way is shrunk on the host to fit and counted (metric
+  # windows_shrunk). The default holds any window of records converted at
+  # short side 256 with aspect up to 16:9, landscape or portrait.
   device_canvas: Tuple[int, int] = (256, 456)
+  # augment_on: device: the batch's buffer holds this fraction of the bytes
+  # of all its views at canvas size (static length). The paper's crops
+  # fill 0.53 of a 16:9 frame on average: a batch of 8 needs more than 0.7
+  # about once in 16,000 batches (of 32: never in practice); such a batch
+  # has its windows shrunk on the host to fit, counted in windows_shrunk
+  # (docs/benchmarks.md). 1.0 never shrinks.
+  device_budget: float = 0.7
   num_parallel_calls: int = -1  # tf.data.AUTOTUNE
   # Training steps already taken: each input pipeline skips the examples it
   # fed them (start_step x its share of the global batch) and yields exactly
@@ -262,6 +269,8 @@ class VideoDataConfig(cfg.DataConfig):
           f'one of {AUGMENT_ON}')
     check(min(self.device_canvas) >= 1, 'device_canvas', self.device_canvas,
           '(height, width), both >= 1')
+    check(0.0 < self.device_budget <= 1.0, 'device_budget',
+          self.device_budget, 'in (0, 1]')
     check(self.augment_on == 'host' or (
         self.mode == 'pretrain' and self.output_layout == 'stacked'),
           'augment_on', self.augment_on,

@@ -100,15 +100,39 @@ def decode_window(encoded: tf.Tensor, window, use_cropped_decode) -> tf.Tensor:
                  _named(lambda: _each_frame(full, encoded)))
 
 
+def decode_frame_window(frame: tf.Tensor, window, use_cropped_decode
+                        ) -> tf.Tensor:
+  """One frame's [y, x, h, w] window, uint8 [h, w, 3]: a JPEG decodes the
+  window alone when `use_cropped_decode`, as `decode_window` does for a
+  clip (the clip's frames were checked by `check_image_format`)."""
+  is_jpeg = tf.equal(tf.strings.substr(frame, 0, 3), _JPEG_MAGIC)
+
+  def full():
+    image = tf.io.decode_image(frame, channels=3, expand_animations=False)
+    return tf.slice(image, [window[0], window[1], 0],
+                    [window[2], window[3], 3])
+
+  return tf.cond(is_jpeg & use_cropped_decode,
+                 _named(lambda: tf.image.decode_and_crop_jpeg(
+                     frame, window, channels=3)), _named(full))
+
+
+def use_cropped_decode(window, cropped_decode_max_area: float,
+                       frame_hw) -> tf.Tensor:
+  """Whether a window decodes alone: smaller than `cropped_decode_max_area`
+  of the frame (above it, decoding the whole frame costs no more)."""
+  area = tf.cast(window[2] * window[3], tf.float32)
+  full = tf.cast(frame_hw[0] * frame_hw[1], tf.float32)
+  return area < cropped_decode_max_area * full
+
+
 def decode_crop(encoded, window, cropped_decode_max_area: float,
                 frame_hw) -> tf.Tensor:
   """The [y, x, h, w] window of every frame, uint8 [T, h, w, 3]: decoded
   alone when it is smaller than `cropped_decode_max_area` of the frame,
   else cut from the whole decoded frames."""
-  area = tf.cast(window[2] * window[3], tf.float32)
-  full = tf.cast(frame_hw[0] * frame_hw[1], tf.float32)
-  return decode_window(encoded, window,
-                       area < cropped_decode_max_area * full)
+  return decode_window(encoded, window, use_cropped_decode(
+      window, cropped_decode_max_area, frame_hw))
 
 
 def crop_resize(encoded, window, crop_size: int,

@@ -35,6 +35,7 @@ from cvrl.data import eval_views
 from cvrl.data import spatial_augment
 from cvrl.data import temporal_sampling as ts
 from cvrl.data import video_sources
+from cvrl.data import window_buffer
 
 # Keeps seeds of different input pipelines apart.
 _PIPELINE_SALT = 1_000_003
@@ -45,6 +46,14 @@ DEBIAS_SEED = 'debias_seed'
 # Host mode, pretraining: each view's packed per-pixel draw, applied after
 # batching.
 PIXEL_PARAMS = 'pixel_params'
+# Device mode, pretraining, before batching: each view's encoded frames and
+# its draw (window, then per-pixel); after: the batch's windows in one
+# buffer ('image'), each view's byte offset in it, and its params
+# (window_buffer.WINDOW_FIELDS, then per-pixel).
+ENCODED = 'encoded'
+VIEW_DRAWS = 'view_draws'
+VIEW_OFFSETS = 'view_offsets'
+VIEW_PARAMS = 'view_params'
 
 
 def example_seed(seed: int, pipeline_id: int, position) -> tf.Tensor:
@@ -62,7 +71,7 @@ class ClipStarts(Protocol):
 class View(Protocol):
   def __call__(self, encoded, seed, view: video_data.ViewAugmentationConfig,
                crop_size: int, cropped_decode_max_area: float,
-               canvas: Optional[Tuple[int, int]] = None
+               defer_decode: bool = False
                ) -> spatial_augment.PreparedView: ...
 
 
@@ -107,12 +116,12 @@ def pretrain_steps(config: video_data.VideoDataConfig) -> PretrainSteps:
 def _prepared(view_step: View, encoded, seed, view,
               config) -> spatial_augment.PreparedView:
   """A view step's output with the static shape TPUs need: the resized
-  window (host), or the window on its canvas (`augment_on: device`)."""
+  window (host), or the encoded frames, decoded after batching
+  (`augment_on: device`)."""
   if config.augment_on == 'device':
-    canvas = tuple(config.device_canvas)
     prepared = view_step(encoded, seed, view, config.crop_size,
-                         config.cropped_decode_max_area, canvas)
-    shape = [config.num_frames, canvas[0], canvas[1], 3]
+                         config.cropped_decode_max_area, defer_decode=True)
+    shape = [config.num_frames]
   else:
     prepared = view_step(encoded, seed, view, config.crop_size,
                          config.cropped_decode_max_area)
@@ -139,8 +148,9 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
   windows -> (host mode) resize: 'image' [2, T, S, S, 3] float32 in [0,
   255] and PIXEL_PARAMS, the per-pixel draws, applied once a batch
   (`_arrange_batch`; `augmented_views` for one example) -- or (`augment_on:
-  device`) 'image' the decoded windows on their uint8 canvases [2, T, H, W,
-  3] and 'view_params' [2, W + P] or [2, T, W + P], left to the train step.
+  device`) ENCODED the encoded frames [2, T] and VIEW_DRAWS [2, D + P] or
+  [2, T, D + P]: decoded after batching (`_pack_batch`), the rest left to
+  the train step.
   `steps`: default the configured recipe's.
   """
   steps = steps or pretrain_steps(config)
@@ -166,8 +176,8 @@ def pretrain_views(example: Dict[str, tf.Tensor], seed,
     extra[DEBIAS_SEED] = tf.random.experimental.stateless_fold_in(
         seed, _DEBIAS_SALT)
   if config.augment_on == 'device':
-    return {'image': tf.stack([v.frames for v in views]),
-            'view_params': tf.stack([v.params for v in views]),
+    return {ENCODED: tf.stack([v.frames for v in views]),
+            VIEW_DRAWS: tf.stack([v.params for v in views]),
             'label': example['label'], **extra}
   # Host mode: the per-pixel part runs on the batch (`_arrange_batch`): one
   # call a batch, not one a clip.
@@ -234,19 +244,60 @@ def _views_first(x: tf.Tensor) -> tf.Tensor:
   return tf.reshape(x, [-1] + x.shape[2:].as_list())
 
 
-def device_views(image: tf.Tensor, view_params: tf.Tensor, crop_size: int,
-                 use_xla: bool = True) -> tf.Tensor:
-  """augment_on: device, in the train step: a batch as the host sent it,
-  canvases uint8 [B, 2, T, H, W, 3] and params [B, 2, ...], -> the views
-  float32 [2B, T, S, S, 3] in [0, 1], all first views, then all second
-  (host mode's layout). The host sends example-major batches, so that the
-  reordering happens here, on the views (smaller than the canvases) and on
-  the accelerator, not as a copy of every canvas on the host."""
-  apply = (spatial_augment.apply_batch_xla if use_xla
+def _pack_batch(batch: Dict[str, tf.Tensor], budget: int,
+                config: video_data.VideoDataConfig) -> Dict[str, tf.Tensor]:
+  """Device mode, on the host after batching: decodes every window of the
+  batch into one buffer (`window_buffer.pack`): 'image' uint8 [L], and
+  VIEW_OFFSETS [B, 2] or [B, 2, T] and VIEW_PARAMS [..., W + P]."""
+  batch = dict(batch)
+  encoded, draws = batch.pop(ENCODED), batch.pop(VIEW_DRAWS)
+  num_draw = window_buffer.NUM_DRAW_FIELDS
+  per_frame = draws.shape.rank == 4
+  views = tf.shape(draws)[:-1]
+  draws = tf.reshape(draws, [-1, draws.shape[-1]])
+  buffer, offsets, window = window_buffer.pack(
+      tf.reshape(encoded, [-1, 1 if per_frame else config.num_frames]),
+      tf.cast(draws[:, :num_draw], tf.int32), tuple(config.device_canvas),
+      budget)
+  params = tf.concat([window, draws[:, num_draw:]], axis=1)
+  batch.update({'image': buffer,
+                VIEW_OFFSETS: tf.reshape(offsets, views),
+                VIEW_PARAMS: tf.reshape(
+                    params, tf.concat([views, [params.shape[-1]]], 0))})
+  return batch
+
+
+def device_budget(config: video_data.VideoDataConfig, batch_size: int) -> int:
+  """Bytes of window data in a device-mode batch's buffer; fails naming
+  `device_budget` when the buffer would not fit int32 offsets."""
+  budget = window_buffer.budget_bytes(batch_size, config.num_frames,
+                                      tuple(config.device_canvas),
+                                      config.device_budget)
+  length = window_buffer.buffer_length(budget, tuple(config.device_canvas))
+  if length > window_buffer.MAX_BUFFER_BYTES:
+    raise base.ConfigError(
+        f'device_budget={config.device_budget}: a buffer of {length} bytes '
+        f'for a per-replica batch of {batch_size} (device_canvas '
+        f'{tuple(config.device_canvas)}, num_frames {config.num_frames}) '
+        f'exceeds {window_buffer.MAX_BUFFER_BYTES}; expected a smaller '
+        'budget, canvas or per-replica batch')
+  return budget
+
+
+def device_views(buffer: tf.Tensor, offsets: tf.Tensor,
+                 view_params: tf.Tensor, config: video_data.VideoDataConfig
+                 ) -> tf.Tensor:
+  """augment_on: device, in the train step: a batch as the host sent it
+  (`_pack_batch`: the buffer, offsets [B, 2, ...], params [B, 2, ...]) ->
+  the views float32 [2B, T, S, S, 3] in [0, 1], all first views, then all
+  second (host mode's layout)."""
+  apply = (spatial_augment.apply_batch_xla if config.xla_augment
            else spatial_augment.apply_batch)
-  return _views_first(_per_view(
-      lambda views, params: apply(views, params, crop_size), image,
-      view_params))
+
+  def views(offsets, params):
+    return apply(buffer, offsets, params, config.num_frames,
+                 config.crop_size, config.device_canvas[1])
+  return _views_first(_per_view(views, offsets, view_params))
 
 
 def _per_view(apply, image: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
@@ -345,6 +396,9 @@ def build_dataset(config: video_data.VideoDataConfig,
         "set 'host' or 'device' to build this input on its own")
   batch_size = (input_context.get_per_replica_batch_size(
       config.global_batch_size) if input_context else config.global_batch_size)
+  # Device mode: a buffer too large is refused before reading anything.
+  budget = (device_budget(config, batch_size)
+            if config.augment_on == 'device' else None)
   pipeline_id = input_context.input_pipeline_id if input_context else 0
   process = _PROCESSORS[config.mode]
   seed = config.seed or 0
@@ -369,8 +423,12 @@ def build_dataset(config: video_data.VideoDataConfig,
                           else config.num_parallel_calls),
       deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=config.drop_remainder)
-  if config.augment_on != 'device':
-    # (Device mode's batches go as batched: `device_views` in the step.)
+  if config.augment_on == 'device':
+    # Decoded into one buffer; the rest is `device_views` in the step.
+    dataset = dataset.map(lambda b: _pack_batch(b, budget, config),
+                          num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+  else:
     dataset = dataset.map(lambda b: _arrange_batch(b, config),
                           num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)

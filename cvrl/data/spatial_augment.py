@@ -11,9 +11,10 @@ stateless seed into a `ClipParams`, then applied to every frame in two parts:
                     blur -> solarize, frames in [0, 1] (`apply_prepared`)
 
 `augment_on: host` does both in the tf.data map. `augment_on: device` leaves
-the host only the decoding: the decoded window goes on a fixed-size uint8
-canvas with its size (`window_canvas`), and the train step resizes it and
-applies the rest (`apply_batch`). One implementation of each part, so both
+the host only the decoding: a view step keeps the encoded frames and the
+window (`defer_decode`), the batch's windows are decoded into one uint8
+buffer (`window_buffer.pack`), and the train step resizes them and applies
+the rest (`apply_batch`). One implementation of each part, so both
 give the same clips for the same seed (up to float rounding).
 
 The pipeline picks one of three named view steps (same signature, all
@@ -24,6 +25,7 @@ returning a `PreparedView`):
   centre_crop_view   Table 9 ablation: no spatial augmentation
 """
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -31,7 +33,7 @@ import tensorflow as tf
 
 from cvrl.configs import video_data
 from cvrl.data import decoding
-from cvrl.data import window_canvas
+from cvrl.data import window_buffer
 
 _NUM_CROP_ATTEMPTS = 10
 
@@ -55,10 +57,10 @@ class ClipParams(NamedTuple):
 class PreparedView(NamedTuple):
   """A view after the host's part: its crop, and what is left to apply."""
   # The crop window resized, float32 [T, S, S, 3] in [0, 255]; or (augment_on:
-  # device) the decoded window on its canvas, uint8 [T, H, W, 3].
+  # device, decoding deferred) the encoded frames, string [T].
   frames: tf.Tensor
-  # float32 [P] (one draw a clip) or [T, P] (per frame); on a canvas the
-  # window's params (window_canvas.WINDOW_FIELDS) come first.
+  # float32 [P] (one draw a clip) or [T, P] (per frame); with decoding
+  # deferred the window's draw (window_buffer.DRAW_FIELDS) comes first.
   params: tf.Tensor
 
 
@@ -295,35 +297,30 @@ def apply_views(frames: tf.Tensor, params: tf.Tensor) -> tf.Tensor:
                                                      tf.float32))
 
 
-def apply_canvas(canvas: tf.Tensor, params: tf.Tensor,
-                 crop_size: int) -> tf.Tensor:
-  """The device's part of one view (`augment_on: device`): the window on
-  its canvas, uint8 [T, H, W, 3], resized to crop_size, then the per-pixel
-  work. params: [W + P] (the clip's window and draw) or [T, W + P] (a
-  window and draw per frame) -> float32 [T, S, S, 3] in [0, 1]."""
-  split = window_canvas.NUM_WINDOW_PARAMS
+def apply_batch(buffer: tf.Tensor, offsets: tf.Tensor, params: tf.Tensor,
+                num_frames: int, crop_size: int, row_width: int,
+                xla_gather: bool = False) -> tf.Tensor:
+  """The device's part of N views (`augment_on: device`), in the train step
+  under any strategy and inside XLA: each view's window read from the
+  batch's buffer (`window_buffer`) and resized to crop_size, then the
+  per-pixel work. offsets int32 [N] and params [N, W + P] (a draw a clip of
+  num_frames frames) or [N, T] and [N, T, W + P] (a window and draw a frame)
+  -> float32 [N, T, S, S, 3] in [0, 1]."""
+  split = window_buffer.NUM_WINDOW_PARAMS
+  per_frame = params.shape.rank == 3
+  if per_frame:  # each frame a one-frame view of its own
+    offsets = tf.reshape(offsets, [-1])
+    params = tf.reshape(params, [-1, params.shape[-1]])
+  frames = 1 if per_frame else num_frames
 
-  def one(frames, row):
-    resized = window_canvas.resize_window(frames, row[:split], crop_size)
+  def one(args):
+    offset, row = args
+    resized = window_buffer.resize_window(buffer, offset, row[:split], frames,
+                                          row_width, crop_size, xla_gather)
     return apply_pixels(resized, unpack_pixel_params(row[split:]), crop_size)
-  if params.shape.rank == 1:
-    return one(canvas, params)
-  return tf.map_fn(
-      lambda args: one(args[0][None], args[1])[0], (canvas, params),
-      fn_output_signature=tf.TensorSpec([crop_size, crop_size, 3],
-                                        tf.float32))
-
-
-def apply_batch(canvases: tf.Tensor, params: tf.Tensor,
-                crop_size: int) -> tf.Tensor:
-  """`apply_canvas` over a batch: uint8 [N, T, H, W, 3], params [N, W + P]
-  or [N, T, W + P] -> float32 [N, T, S, S, 3]. Runs in the train step
-  (`augment_on: device`), under any strategy and inside XLA."""
-  return tf.map_fn(
-      lambda args: apply_canvas(args[0], args[1], crop_size),
-      (canvases, params),
-      fn_output_signature=tf.TensorSpec(
-          [canvases.shape[1], crop_size, crop_size, 3], tf.float32))
+  views = tf.map_fn(one, (offsets, params), fn_output_signature=tf.TensorSpec(
+      [frames, crop_size, crop_size, 3], tf.float32))
+  return tf.reshape(views, [-1, num_frames, crop_size, crop_size, 3])
 
 
 # The dense per-pixel work fused by XLA: 3x faster colour jitter and the blur
@@ -331,7 +328,8 @@ def apply_batch(canvases: tf.Tensor, params: tf.Tensor,
 # function runs inside tf.data map functions and inside train steps.
 # (Not reduce_retracing: the crop size is read from the static frame shape.)
 apply_prepared_xla = tf.function(apply_prepared, jit_compile=True)
-apply_batch_xla = tf.function(apply_batch, jit_compile=True)
+apply_batch_xla = tf.function(functools.partial(apply_batch, xla_gather=True),
+                              jit_compile=True)
 apply_views_xla = tf.function(apply_views, jit_compile=True)
 
 
@@ -342,17 +340,19 @@ def augmented(prepared: PreparedView, use_xla: bool = True) -> tf.Tensor:
 
 
 def _window_frames(encoded, window, crop_size, cropped_decode_max_area,
-                   frame_hw, canvas):
+                   frame_hw, defer_decode):
   """The host's pixels of a view: the window of every frame resized to
-  float32 [T, S, S, 3] in [0, 255] (canvas None), or, for `augment_on:
-  device`, the decoded window on a fixed canvas and its size
-  (`window_canvas.place`; the step resizes it)."""
-  if canvas is None:
+  float32 [T, S, S, 3] in [0, 255] and no draw; or, decoding deferred
+  (`augment_on: device`), the encoded frames (checked) and the window's
+  draw (window_buffer.DRAW_FIELDS, float32: `window_buffer.pack` decodes
+  it after batching)."""
+  if not defer_decode:
     return decoding.crop_resize(encoded, window, crop_size,
                                 cropped_decode_max_area, frame_hw), None
-  return window_canvas.place(
-      decoding.decode_crop(encoded, window, cropped_decode_max_area,
-                           frame_hw), canvas)
+  cropped = decoding.use_cropped_decode(window, cropped_decode_max_area,
+                                        frame_hw)
+  draw = tf.concat([window, tf.cast(cropped, tf.int32)[None]], 0)
+  return decoding.check_image_format(encoded), tf.cast(draw, tf.float32)
 
 
 def _prepared_view(frames, window_params, pixel_params) -> PreparedView:
@@ -379,32 +379,33 @@ def augment_clip(encoded: tf.Tensor, params: ClipParams, crop_size: int,
 def consistent_view(encoded: tf.Tensor, seed,
                     view: video_data.ViewAugmentationConfig, crop_size: int,
                     cropped_decode_max_area: float = 0.9,
-                    canvas=None) -> PreparedView:
+                    defer_decode: bool = False) -> PreparedView:
   """Algorithm 1: one draw for the clip, applied to every frame."""
   frame_hw = decoding.frame_shape(encoded[0])
   params = draw_clip_params(seed, view, frame_hw)
   frames, window = _window_frames(encoded, params.window, crop_size,
-                                  cropped_decode_max_area, frame_hw, canvas)
+                                  cropped_decode_max_area, frame_hw,
+                                  defer_decode)
   return _prepared_view(frames, window, pack_pixel_params(params))
 
 
 def per_frame_view(encoded: tf.Tensor, seed,
                    view: video_data.ViewAugmentationConfig, crop_size: int,
                    cropped_decode_max_area: float = 0.9,
-                   canvas=None) -> PreparedView:
+                   defer_decode: bool = False) -> PreparedView:
   """Table 9 ablation: every frame draws its own parameters."""
   seeds = tf.random.experimental.stateless_split(seed, tf.shape(encoded)[0])
 
   def one(args):
     prepared = consistent_view(args[0][None], args[1], view, crop_size,
-                               cropped_decode_max_area, canvas)
+                               cropped_decode_max_area, defer_decode)
     return prepared.frames[0], prepared.params
-  if canvas is None:
+  if defer_decode:
+    shape, dtype = [], tf.string
+    num_params = window_buffer.NUM_DRAW_FIELDS + NUM_PIXEL_PARAMS
+  else:
     shape, dtype = [crop_size, crop_size, 3], tf.float32
     num_params = NUM_PIXEL_PARAMS
-  else:
-    shape, dtype = [canvas[0], canvas[1], 3], tf.uint8
-    num_params = window_canvas.NUM_WINDOW_PARAMS + NUM_PIXEL_PARAMS
   frames, params = tf.map_fn(
       one, (encoded, seeds),
       fn_output_signature=(tf.TensorSpec(shape, dtype),
@@ -415,12 +416,13 @@ def per_frame_view(encoded: tf.Tensor, seed,
 def centre_crop_view(encoded: tf.Tensor, seed,
                      view: video_data.ViewAugmentationConfig, crop_size: int,
                      cropped_decode_max_area: float = 0.9,
-                     canvas=None) -> PreparedView:
+                     defer_decode: bool = False) -> PreparedView:
   """Table 9 ablation: the centre square resized, nothing random."""
   del seed, view
   frame_hw = decoding.frame_shape(encoded[0])
   window = centre_square_window(frame_hw[0], frame_hw[1])
   frames, window = _window_frames(encoded, window, crop_size,
-                                  cropped_decode_max_area, frame_hw, canvas)
+                                  cropped_decode_max_area, frame_hw,
+                                  defer_decode)
   return _prepared_view(frames, window,
                         tf.constant(IDENTITY_PIXEL_PARAMS, tf.float32))

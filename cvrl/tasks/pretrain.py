@@ -23,12 +23,13 @@ from cvrl.eval import knn
 from cvrl import losses
 from cvrl.configs import pretrain as pretrain_cfg
 from cvrl.data import pipelines
-from cvrl.data import window_canvas
+from cvrl.data import window_buffer
 from cvrl.modeling import cvrl_model
 from cvrl.tasks import video_task
 
 # windows_shrunk (augment_on: device): the fraction of views whose crop
-# window was larger than train_data.device_canvas and was shrunk on the host.
+# window was shrunk on the host: larger than train_data.device_canvas, or in
+# a batch over train_data.device_budget.
 WINDOWS_SHRUNK = 'windows_shrunk'
 METRIC_NAMES = ('contrastive_loss', 'contrastive_accuracy', 'entropy',
                 'regularization_loss', WINDOWS_SHRUNK)
@@ -115,21 +116,24 @@ class PretrainTask(video_task.VideoTask):
 
   def device_preprocess(self, inputs):
     """augment_on: device: Algorithm 1 after decoding, batched, here in the
-    step: the host sent each clip's decoded crop window on a uint8 canvas
-    with its size and drawn parameters; resize, then the per-pixel part."""
-    if 'view_params' not in inputs:
+    step: the host sent the batch's decoded crop windows in one uint8
+    buffer with their offsets, sizes and drawn parameters; resize, then the
+    per-pixel part."""
+    if pipelines.VIEW_PARAMS not in inputs:
       return inputs
     data = self.task_config.train_data
-    params = inputs['view_params']
-    views = pipelines.device_views(inputs['image'], params, data.crop_size,
-                                   data.xla_augment)
+    params = inputs[pipelines.VIEW_PARAMS]
+    views = pipelines.device_views(inputs['image'],
+                                   inputs[pipelines.VIEW_OFFSETS], params,
+                                   data)
     views = tf.concat(pipelines.finish_views(
         *tf.split(views, 2), inputs.get(pipelines.DEBIAS_SEED), data), axis=0)
     out = {k: v for k, v in inputs.items()
-           if k not in ('view_params', pipelines.DEBIAS_SEED)}
+           if k not in (pipelines.VIEW_PARAMS, pipelines.VIEW_OFFSETS,
+                        pipelines.DEBIAS_SEED)}
     out['image'] = views
     out[WINDOWS_SHRUNK] = tf.reduce_mean(
-        params[..., window_canvas.SHRUNK])
+        params[..., window_buffer.SHRUNK])
     return out
 
   def _step_logs(self, logs, inputs, outputs, metrics):

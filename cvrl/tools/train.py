@@ -44,6 +44,7 @@ from cvrl.configs import base
 from cvrl.configs import launch
 from cvrl.configs import precision
 from cvrl.configs import strategy
+from cvrl.data import host_malloc
 from cvrl.data import video_sources
 from cvrl.tasks import train_actions
 from cvrl.tools import cli
@@ -152,11 +153,19 @@ def main_with_errors(argv):
 
 _LIST_EXPERIMENTS = flags.DEFINE_bool(
     'list_experiments', False, 'Print the registered experiments and exit.')
+flags.DEFINE_bool(
+    'tune_malloc', True, 'Run with glibc malloc kept from returning large '
+    'input buffers to the kernel (the command re-executes itself once with '
+    'MALLOC_* set; cvrl/data/host_malloc.py). Off: glibc defaults.')
 
 
 def run():
   """The command (`python -m cvrl.tools.train`, `cvrl-train`,
   `python cvrl/train.py`): --help lists its flags and the experiments."""
+  malloc_line = host_malloc.maybe_reexec()  # returns unless re-executing
+  if malloc_line:
+    logging.info('%s', malloc_line)
+    print(malloc_line, file=sys.stderr)
   tfm_flags.define_flags()
   flags.adopt_module_key_flags(tfm_flags)
   cli.run(main_with_errors, usage=f'{__doc__}\nRegistered experiments '

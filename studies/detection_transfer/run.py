@@ -55,6 +55,10 @@ ROWS = {
                        {'task.fine_tune_from': 'res3'}),
     'random_from_res3': ('random init, stem and res2 frozen', 'random',
                          {'task.fine_tune_from': 'res3'}),
+    'cvrl_from_res4': ('main demo checkpoint, stem to res3 frozen', 'cvrl',
+                       {'task.fine_tune_from': 'res4'}),
+    'random_from_res4': ('random init, stem to res3 frozen', 'random',
+                         {'task.fine_tune_from': 'res4'}),
 }
 SEGMENT_SECONDS, SEGMENT_STEP = 4, 2
 

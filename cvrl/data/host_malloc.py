@@ -1,0 +1,87 @@
+"""glibc malloc settings for a host that feeds an accelerator.
+
+The input pipeline allocates a few large buffers a batch (augment_on:
+device sends one buffer of tens of MB to a GB a batch). With glibc's
+defaults such blocks are fresh mmaps, returned to the kernel when freed, so
+every batch pays page faults and the kernel's zeroing of every page again:
+on a 2-core host a third of the device-mode host part (docs/benchmarks.md).
+The settings below keep freed memory in the process for reuse: no mmap for
+allocations, no trimming, and one arena (glibc's other arenas are heaps of
+at most 64 MB, and a larger block allocated in one of them is mmapped
+whatever M_MMAP_MAX says). The cost: the process keeps its peak heap (the
+pipeline's peak is steady), and all threads share one arena's lock (on
+hosts with many cores, preloading tcmalloc is the usual alternative;
+measure with benchmarks/input_pipeline.py).
+
+glibc reads them from the environment when the process starts, so the
+training command re-executes itself once with them set (`maybe_reexec`,
+before any work; `--notune_malloc` leaves the process as it is). Nothing is
+changed when the allocator is not glibc, when another allocator is
+preloaded (tcmalloc, jemalloc, mimalloc cache large blocks themselves), or
+when the user set glibc's MALLOC_* variables or GLIBC_TUNABLES.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from typing import Mapping, Sequence, Tuple
+
+SETTINGS = {
+    'MALLOC_ARENA_MAX': '1',
+    'MALLOC_MMAP_MAX_': '0',
+    'MALLOC_TRIM_THRESHOLD_': str(2**31 - 1),
+    'MALLOC_TOP_PAD_': str(256 << 20),
+}
+# Set in the re-executed process: says the settings are ours.
+MARKER = 'CVRL_MALLOC_TUNED'
+_ALLOCATORS = ('tcmalloc', 'jemalloc', 'mimalloc')
+_OFF = ('--notune_malloc', '--tune_malloc=false', '--tune_malloc=False',
+        '--tune_malloc=0')
+
+
+def glibc_version() -> str:
+  """glibc's version, '' when the C library is not glibc (or not Linux)."""
+  if sys.platform != 'linux':
+    return ''
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    version = libc.gnu_get_libc_version
+  except (OSError, AttributeError):
+    return ''
+  version.restype = ctypes.c_char_p
+  return version().decode()
+
+
+def decide(environ: Mapping[str, str], argv: Sequence[str],
+           glibc: str) -> Tuple[bool, str]:
+  """(re-execute with SETTINGS?, the line to log)."""
+  if environ.get(MARKER):
+    return False, (f'host malloc: glibc {glibc} tuned for the input '
+                   '(one arena, no mmap, no trim; --notune_malloc to leave '
+                   'the defaults)')
+  if any(arg in _OFF for arg in argv):
+    return False, 'host malloc: defaults (--notune_malloc)'
+  preload = environ.get('LD_PRELOAD', '')
+  if any(name in preload for name in _ALLOCATORS):
+    return False, f'host malloc: unchanged (LD_PRELOAD={preload})'
+  user = sorted(k for k in environ
+                if k.startswith('MALLOC_') or k == 'GLIBC_TUNABLES')
+  if user:
+    return False, f'host malloc: unchanged (set by {", ".join(user)})'
+  if not glibc:
+    return False, 'host malloc: unchanged (not glibc)'
+  return True, ''
+
+
+def maybe_reexec() -> str:
+  """Re-executes this process's command line with SETTINGS (does not
+  return) when `decide` says so; else returns the line to log."""
+  reexec, line = decide(os.environ, sys.argv, glibc_version())
+  if not reexec:
+    return line
+  env = dict(os.environ, **SETTINGS, **{MARKER: '1'})
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
+  return line  # not reached
