@@ -28,6 +28,7 @@ def test_when_the_settings_apply():
   assert host_malloc.decide({}, argv, '2.36') == (True, '')
   reexec, line = host_malloc.decide({host_malloc.MARKER: '1'}, argv, '2.36')
   assert not reexec and 'glibc 2.36 tuned' in line  # the re-executed run
+  assert host_malloc.decide({}, argv + ['--help'], '2.36') == (False, '')
   for environ, args, glibc, says in (
       ({}, argv + ['--notune_malloc'], '2.36', '--notune_malloc'),
       ({}, argv + ['--tune_malloc=false'], '2.36', '--notune_malloc'),

@@ -36,6 +36,7 @@ SETTINGS = {
 # Set in the re-executed process: says the settings are ours.
 MARKER = 'CVRL_MALLOC_TUNED'
 _ALLOCATORS = ('tcmalloc', 'jemalloc', 'mimalloc')
+_HELP = ('--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml')
 _OFF = ('--notune_malloc', '--tune_malloc=false', '--tune_malloc=False',
         '--tune_malloc=0')
 
@@ -60,6 +61,8 @@ def decide(environ: Mapping[str, str], argv: Sequence[str],
     return False, (f'host malloc: glibc {glibc} tuned for the input '
                    '(one arena, no mmap, no trim; --notune_malloc to leave '
                    'the defaults)')
+  if any(arg in _HELP for arg in argv):
+    return False, ''  # nothing will run: not worth a second start
   if any(arg in _OFF for arg in argv):
     return False, 'host malloc: defaults (--notune_malloc)'
   preload = environ.get('LD_PRELOAD', '')
