@@ -201,6 +201,22 @@ def step_seconds(pattern: str, batch_size: int, steps: int):
   return seconds
 
 
+def add_malloc_flag(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument('--tune_malloc', default=True,
+                      action=argparse.BooleanOptionalAction,
+                      help='glibc malloc as the training command sets it '
+                      '(cvrl.data.host_malloc; --no-tune_malloc: defaults)')
+
+
+def apply_malloc_flag(args) -> None:
+  """Re-executes this benchmark with the training command's malloc
+  settings unless --no-tune_malloc (returns once they apply); says which."""
+  if args.tune_malloc:
+    print(host_malloc.maybe_reexec())
+  else:
+    print('host malloc: defaults (--no-tune_malloc)')
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--batches', type=int, default=12)
@@ -213,15 +229,9 @@ def main():
                       default='demo_output/tfrecords/train/*.tfrecord',
                       help='Records for the end-to-end rows (skipped if '
                       'none match).')
-  parser.add_argument('--tune_malloc', default=True,
-                      action=argparse.BooleanOptionalAction,
-                      help='glibc malloc as the training command sets it '
-                      '(cvrl.data.host_malloc; --no-tune_malloc: defaults)')
+  add_malloc_flag(parser)
   args = parser.parse_args()
-  if args.tune_malloc:
-    print(host_malloc.maybe_reexec())  # returns unless re-executing
-  else:
-    print('host malloc: defaults (--no-tune_malloc)')
+  apply_malloc_flag(args)
   work = tempfile.mkdtemp(prefix='input_bench_')
   try:
     pattern = make_records(work, args.repeats)

@@ -36,8 +36,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchmarks import input_pipeline as bench
-from cvrl.data import decoding
-from cvrl.data import host_malloc
 from cvrl.data import pipelines
 from cvrl.data import window_buffer
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -53,9 +51,7 @@ def _decoded_bytes(batch):
   draws = tf.cast(draws[:, :window_buffer.NUM_DRAW_FIELDS], tf.int32)
 
   def body(i, total):
-    view = i // frames_per_view
-    window = decoding.decode_frame_window(encoded[i], draws[view, :4],
-                                          draws[view, 4] > 0)
+    window = window_buffer.decode_frame(encoded, draws, frames_per_view, i)
     return i + 1, total + tf.size(window)
   _, total = tf.while_loop(lambda i, _: i < tf.size(encoded), body, (0, 0))
   return total
@@ -97,15 +93,9 @@ def main():
   parser.add_argument('--repeats', type=int, default=2)
   parser.add_argument('--records', default='',
                       help='a glob of records to reuse (default: make them)')
-  parser.add_argument('--tune_malloc', default=True,
-                      action=argparse.BooleanOptionalAction,
-                      help='glibc malloc as the training command sets it '
-                      '(cvrl.data.host_malloc; --no-tune_malloc: defaults)')
+  bench.add_malloc_flag(parser)
   args = parser.parse_args()
-  if args.tune_malloc:
-    print(host_malloc.maybe_reexec())  # returns unless re-executing
-  else:
-    print('host malloc: defaults (--no-tune_malloc)')
+  bench.apply_malloc_flag(args)
   work = tempfile.mkdtemp(prefix='input_profile_')
   try:
     pattern = args.records or bench.make_records(work, args.repeats)

@@ -15,5 +15,7 @@ if __name__ == '__main__':
   sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != here]
   sys.path.insert(0, os.path.dirname(here))
   # pylint: disable=g-import-not-at-top
+  from cvrl.data import host_malloc
+  host_malloc.maybe_reexec()  # before TensorFlow loads (see tools/train.py)
   from cvrl.tools import train
   train.run()

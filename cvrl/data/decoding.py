@@ -76,6 +76,17 @@ def _each_frame(fn, encoded: tf.Tensor) -> tf.Tensor:
       [None, None, 3], tf.uint8))
 
 
+def _whole_then_window(frame: tf.Tensor, window) -> tf.Tensor:
+  """Any format: the whole frame decoded, then its [y, x, h, w] window."""
+  image = tf.io.decode_image(frame, channels=3, expand_animations=False)
+  return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+
+
+def _window_alone(frame: tf.Tensor, window) -> tf.Tensor:
+  """A JPEG's [y, x, h, w] window decoded alone."""
+  return tf.image.decode_and_crop_jpeg(frame, window, channels=3)
+
+
 def decode_window(encoded: tf.Tensor, window, use_cropped_decode) -> tf.Tensor:
   """Decodes the [y, x, h, w] window of every frame: uint8 [T, h, w, 3].
 
@@ -87,17 +98,11 @@ def decode_window(encoded: tf.Tensor, window, use_cropped_decode) -> tf.Tensor:
   all_jpeg = tf.reduce_all(
       tf.equal(tf.strings.substr(encoded, 0, 3), _JPEG_MAGIC))
 
-  def full(frame):
-    image = tf.io.decode_image(frame, channels=3, expand_animations=False)
-    return tf.slice(image, [window[0], window[1], 0],
-                    [window[2], window[3], 3])
-
-  def cropped(frame):
-    return tf.image.decode_and_crop_jpeg(frame, window, channels=3)
-
-  return tf.cond(all_jpeg & use_cropped_decode,
-                 _named(lambda: _each_frame(cropped, encoded)),
-                 _named(lambda: _each_frame(full, encoded)))
+  return tf.cond(
+      all_jpeg & use_cropped_decode,
+      _named(lambda: _each_frame(lambda f: _window_alone(f, window), encoded)),
+      _named(lambda: _each_frame(lambda f: _whole_then_window(f, window),
+                                 encoded)))
 
 
 def decode_frame_window(frame: tf.Tensor, window, use_cropped_decode
@@ -106,15 +111,9 @@ def decode_frame_window(frame: tf.Tensor, window, use_cropped_decode
   window alone when `use_cropped_decode`, as `decode_window` does for a
   clip (the clip's frames were checked by `check_image_format`)."""
   is_jpeg = tf.equal(tf.strings.substr(frame, 0, 3), _JPEG_MAGIC)
-
-  def full():
-    image = tf.io.decode_image(frame, channels=3, expand_animations=False)
-    return tf.slice(image, [window[0], window[1], 0],
-                    [window[2], window[3], 3])
-
   return tf.cond(is_jpeg & use_cropped_decode,
-                 _named(lambda: tf.image.decode_and_crop_jpeg(
-                     frame, window, channels=3)), _named(full))
+                 _named(lambda: _window_alone(frame, window)),
+                 _named(lambda: _whole_then_window(frame, window)))
 
 
 def use_cropped_decode(window, cropped_decode_max_area: float,

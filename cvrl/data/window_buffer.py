@@ -102,6 +102,15 @@ def _scaled(h, w, scale, where, canvas_hw):
   return tf.where(where, new_h, h), tf.where(where, new_w, w)
 
 
+def decode_frame(flat_encoded: tf.Tensor, draws: tf.Tensor,
+                 frames_per_view: int, i) -> tf.Tensor:
+  """Frame i of the views' frames flattened [N * n] (view i // n): its
+  window as drawn, uint8 [h, w, 3]."""
+  view = i // frames_per_view
+  return decoding.decode_frame_window(flat_encoded[i], draws[view, :4],
+                                      draws[view, 4] > 0)
+
+
 def pack(encoded: tf.Tensor, draws: tf.Tensor, canvas_hw: Tuple[int, int],
          budget: int):
   """Host, after batching: encoded frames string [N, n] (N views of n
@@ -120,8 +129,7 @@ def pack(encoded: tf.Tensor, draws: tf.Tensor, canvas_hw: Tuple[int, int],
 
   def body(i, array):
     view = i // frames_per_view
-    window = decoding.decode_frame_window(
-        flat_encoded[i], draws[view, :4], draws[view, 4] > 0)
+    window = decode_frame(flat_encoded, draws, frames_per_view, i)
     window = tf.cond(transposed[view],
                      lambda: tf.transpose(window, [1, 0, 2]),
                      lambda: window)
