@@ -141,17 +141,46 @@ def _measure_step(which, depth, width, frames, size, batch, steps,
   return rate, loss
 
 
+def model_garden_demo_input(data):
+  """Model Garden's video_ssl_input (Decoder, Parser, PostBatchProcessor,
+  is_ssl=True) at the demo's clip shape and batch, on `data.input_path`;
+  yields the features dict."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from official.projects.video_ssl.configs import video_ssl as ssl_cfg  # pylint: disable=g-import-not-at-top
+  from official.projects.video_ssl.dataloaders import video_ssl_input  # pylint: disable=g-import-not-at-top
+  frames, size, batch = data.num_frames, data.crop_size, data.global_batch_size
+  params = ssl_cfg.DataConfig(
+      input_path=data.input_path, is_training=True, is_ssl=True,
+      feature_shape=(frames, size, size, 3), temporal_stride=2,
+      global_batch_size=batch, num_classes=8, one_hot=False)
+  parser = video_ssl_input.Parser(params)
+  post = video_ssl_input.PostBatchProcessor(params)
+  dataset = tf.data.Dataset.list_files(data.input_path, shuffle=False)
+  dataset = dataset.repeat().interleave(
+      tf.data.TFRecordDataset, num_parallel_calls=tf.data.AUTOTUNE)
+  dataset = dataset.shuffle(64).map(video_ssl_input.Decoder().decode,
+                                    num_parallel_calls=tf.data.AUTOTUNE)
+  dataset = dataset.map(parser.parse_fn(True),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+  dataset = dataset.batch(batch, drop_remainder=True).map(
+      post, num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.map(lambda features, label: features).prefetch(
+      tf.data.AUTOTUNE)
+
+
+def demo_data(experiment='cvrl_pretrain_demo', input_path=''):
+  """The experiment's training data config (input_path replaced if given)."""
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+  data = exp_factory.get_exp_config(experiment).task.train_data
+  return data.replace(input_path=input_path) if input_path else data
+
+
 def _measure_end_to_end(which, steps, precision='float32',
                         experiment='cvrl_pretrain_demo', input_path=''):
   """Demo settings: input pipeline from demo_output (or input_path) + one
   training step."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
-  from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
-  demo = exp_factory.get_exp_config(experiment).task
-  data = demo.train_data
-  if input_path:
-    data = data.replace(input_path=input_path)
+  data = demo_data(experiment, input_path)
   frames, size, batch = data.num_frames, data.crop_size, data.global_batch_size
   # The same model and step (ours: Model Garden has no width 0.25) for both,
   # so the difference is the input pipeline.
@@ -160,25 +189,7 @@ def _measure_end_to_end(which, steps, precision='float32',
     from cvrl.data import pipelines  # pylint: disable=g-import-not-at-top
     dataset = pipelines.build_dataset(data)
   else:
-    from official.projects.video_ssl.configs import video_ssl as ssl_cfg  # pylint: disable=g-import-not-at-top
-    from official.projects.video_ssl.dataloaders import video_ssl_input  # pylint: disable=g-import-not-at-top
-    params = ssl_cfg.DataConfig(
-        input_path=data.input_path, is_training=True, is_ssl=True,
-        feature_shape=(frames, size, size, 3), temporal_stride=2,
-        global_batch_size=batch, num_classes=8, one_hot=False)
-    parser = video_ssl_input.Parser(params)
-    post = video_ssl_input.PostBatchProcessor(params)
-    dataset = tf.data.Dataset.list_files(data.input_path, shuffle=False)
-    dataset = dataset.repeat().interleave(
-        tf.data.TFRecordDataset, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.shuffle(64).map(video_ssl_input.Decoder().decode,
-                                      num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(parser.parse_fn(True),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch, drop_remainder=True).map(
-        post, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.map(lambda features, label: features).prefetch(
-        tf.data.AUTOTUNE)
+    dataset = model_garden_demo_input(data)
   iterator = iter(dataset)
   step(next(iterator))
   step(next(iterator))

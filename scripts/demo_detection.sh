@@ -48,6 +48,11 @@ data="task.train_data.input_path=$AVA/tfrecords/train/train-*.tfrecord,task.vali
 # The main demo's encoder (cvrl_pretrain_small) reads residual frames; the
 # detector built on it, and its random-init baseline, read them too.
 data="$data,task.model.backbone.cvrl_r3d.input_frames=difference"
+# Stem and res2 keep their initial weights (Detectron2's default for a
+# pretrained backbone), in both runs: the one setting where the pretraining
+# shows (docs/detection_demo.md has the table; fine-tuning everything, both
+# inits are level).
+data="$data,task.fine_tune_from=res3"
 
 source scripts/train_job.sh  # run NAME ARGS...
 echo "== 4/5 fine-tune from the CVRL demo checkpoint -> $OUT/ava_cvrl"

@@ -41,6 +41,21 @@ def test_still_background_is_the_temporal_median():
     np.testing.assert_allclose(still[v], 0.1 * (v + 1))
 
 
+@pytest.mark.parametrize('num_frames', [1, 2, 3, 5, 6, 16, 17])
+def test_still_background_is_numpys_lower_median_with_ties(num_frames):
+  # Few distinct values: many ties; shapes of a small batch of clips.
+  rng = np.random.default_rng(num_frames)
+  clips = rng.integers(0, 5, size=(3, num_frames, 4, 5, 3)).astype(np.float32)
+  expected = np.sort(clips, axis=1)[:, (num_frames - 1) // 2][:, None]
+  got = background_debias.still_background(tf.constant(clips)).numpy()
+  np.testing.assert_array_equal(got, expected)
+  # The same under XLA, as the train step runs it (augment_on: device).
+  compiled = tf.function(background_debias.still_background,
+                         jit_compile=True)
+  np.testing.assert_array_equal(compiled(tf.constant(clips)).numpy(),
+                                expected)
+
+
 def test_motion_mask_follows_the_square_frame_by_frame():
   views, square, _ = _batch()
   ratio = 8 / (S * S)

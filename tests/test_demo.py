@@ -69,7 +69,12 @@ def test_detection_demo_runs_end_to_end(tmp_path):
   assert re.search(r'^random\s+\d+\.\d\d(\s+\d+\.\d\d){4}\s+6$', text, re.M)
   assert re.search(r'CVRL - random: [+-]\d+\.\d\d points mAP', text)
   assert os.path.getsize(os.path.join(out, 'ava', 'keyframe.png')) > 0
-  with open(os.path.join(out, 'ava_cvrl.log')) as f:
-    assert 'restored the backbone from' in f.read()
-  with open(os.path.join(out, 'ava_random.log')) as f:
-    assert 'random_backbone: the backbone keeps its random weights' in f.read()
+  logs = {}
+  for name in ('cvrl', 'random'):
+    with open(os.path.join(out, f'ava_{name}.log')) as f:
+      logs[name] = f.read()
+    # Both runs fine-tune from res3: stem and res2 frozen.
+    assert 'fine_tune_from=res3' in logs[name], name
+  assert 'restored the backbone from' in logs['cvrl']
+  assert ('random_backbone: the backbone keeps its random weights'
+          in logs['random'])

@@ -25,3 +25,27 @@ def test_detection_data_reads_residual_frames_like_the_checkpoint():
   data = run.detection_data('/x/ava')
   assert data['task.model.backbone.cvrl_r3d.input_frames'] == 'difference'
   assert data['task.groundtruth_csv'] == '/x/ava/annotations/ava_val_v2.2.csv'
+
+
+def test_every_rows_overrides_apply_to_the_demos_experiment():
+  """As the study passes them (one --params_override string, strict)."""
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from official.modeling.hyperparams import params_dict  # pylint: disable=g-import-not-at-top
+  from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+  for name, (_, _, overrides) in run.ROWS.items():
+    config = exp_factory.get_exp_config('cvrl_ava_demo')
+    text = ','.join(f'{k}={v}' for k, v in overrides.items())
+    if text:
+      config = params_dict.override_params_dict(config, text, is_strict=True)
+    config.validate()
+    for key, value in overrides.items():
+      got = config
+      for part in key.split('.'):
+        got = getattr(got, part)
+      expected = [int(v) for v in value.strip('[]').split(',')] if (
+          isinstance(value, str) and value.startswith('[')) else value
+      assert (list(got) if isinstance(got, (list, tuple)) else got) == (
+          expected), (name, key)
+  twice = run.ROWS['cvrl_from_res3_2x'][2]
+  assert twice['trainer.epochs'] == 2 * exp_factory.get_exp_config(
+      'cvrl_ava_demo').trainer.epochs

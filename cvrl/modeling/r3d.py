@@ -19,6 +19,7 @@ import tf_keras
 from official.vision.modeling.backbones import factory
 
 from cvrl.configs import modeling as modeling_cfg
+from cvrl.modeling import tap_conv3d
 
 _STAGE_FILTERS = (64, 128, 256, 512)
 _STAGE_STRIDES = (1, 2, 2, 2)
@@ -43,6 +44,15 @@ class _Layers3D:
   global_pool = tf_keras.layers.GlobalAveragePooling3D
 
   @staticmethod
+  def stem_conv(*args, **kwargs):
+    # On CPUs the stem's filter gradient (3 input channels) can take 25-50x
+    # longer as a Conv3D than as 2D convolutions over its temporal taps
+    # (tap_conv3d has the figures); same weights either way.
+    if tap_conv3d.accelerator_visible():
+      return tf_keras.layers.Conv3D(*args, **kwargs)
+    return tap_conv3d.TapConv3D(*args, **kwargs)
+
+  @staticmethod
   def size(thw):
     return tuple(thw)
 
@@ -50,7 +60,7 @@ class _Layers3D:
 class _Layers2D:
   """The same network on images: every (t, h, w) loses its t. Used as the
   2D twin whose ImageNet weights `inflation` turns into the 3D network."""
-  conv = tf_keras.layers.Conv2D
+  conv = stem_conv = tf_keras.layers.Conv2D
   max_pool = tf_keras.layers.MaxPool2D
   global_pool = tf_keras.layers.GlobalAveragePooling2D
 
@@ -59,8 +69,9 @@ class _Layers2D:
     return tuple(thw[1:])
 
 
-def _conv(ops, filters, kernel, strides, regularizer, name, dilation=1):
-  return ops.conv(
+def _conv(ops, filters, kernel, strides, regularizer, name, dilation=1,
+          layer=None):
+  return (layer or ops.conv)(
       filters, ops.size(kernel), strides=ops.size(strides), padding='same',
       dilation_rate=ops.size((1, dilation, dilation)), use_bias=False,
       kernel_initializer=tf_keras.initializers.VarianceScaling(
@@ -139,7 +150,7 @@ def _build_resnet(ops, config, input_shape, use_sync_bn, norm_momentum,
     x = FrameDifference(name='frame_difference')(x)
   x = _conv(ops, int(64 * width), (config.stem_temporal_kernel, 7, 7),
             (config.stem_temporal_stride, 2, 2), kernel_regularizer,
-            'stem_conv')(x)
+            'stem_conv', layer=ops.stem_conv)(x)
   x = relu(norm(name='stem_bn')(x))
   x = ops.max_pool(ops.size((1, 3, 3)), ops.size((1, 2, 2)), padding='same',
                    name='stem_pool')(x)

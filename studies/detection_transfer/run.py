@@ -39,10 +39,25 @@ from cvrl.eval import reports
 from studies import commands
 
 FROZEN_BN = {'task.backbone_batch_norm': 'frozen'}
+FROM_RES3 = {'task.fine_tune_from': 'res3'}
+# cvrl_ava_demo: 12 epochs, steps down at 8 and 11.
+TWICE_THE_SCHEDULE = {'trainer.epochs': 24, 'trainer.decay_epochs': '[16,22]',
+                      'trainer.checkpoint_epochs': 24,
+                      'trainer.validation_epochs': 24}
+
+
+def frame_size(height, width):
+  """Training crops and test frames of height x width (the movies are
+  64 x 96; training short sides in [height, 1.25 height] as the demo's)."""
+  size = f'[{height},{width}]'
+  return {'task.train_data.frame_size': size,
+          'task.train_data.short_side_range': f'[{height},{height * 5 // 4}]',
+          'task.validation_data.frame_size': size}
+
 # Each row: (what it tests, initialisation, overrides).
 ROWS = {
-    'cvrl': ('main demo checkpoint (the demo as it runs)', 'cvrl', {}),
-    'random': ('random init, same detector', 'random', {}),
+    'cvrl': ('main demo checkpoint, everything fine-tuned', 'cvrl', {}),
+    'random': ('random init, everything fine-tuned', 'random', {}),
     'movies': ('pretrained on the synthetic movies\' own clips', 'movies',
                {}),
     'cvrl_frozen_bn': ('main demo checkpoint, backbone BN frozen', 'cvrl',
@@ -51,10 +66,18 @@ ROWS = {
                          FROZEN_BN),
     'movies_frozen_bn': ('movies pretraining, backbone BN frozen', 'movies',
                          FROZEN_BN),
-    'cvrl_from_res3': ('main demo checkpoint, stem and res2 frozen', 'cvrl',
-                       {'task.fine_tune_from': 'res3'}),
-    'random_from_res3': ('random init, stem and res2 frozen', 'random',
-                         {'task.fine_tune_from': 'res3'}),
+    'cvrl_from_res3': ('main demo checkpoint, stem and res2 frozen (the '
+                       'demo as it runs)', 'cvrl', FROM_RES3),
+    'random_from_res3': ('random init, stem and res2 frozen (the demo\'s '
+                         'baseline)', 'random', FROM_RES3),
+    'cvrl_from_res3_2x': ('the demo, twice the schedule', 'cvrl',
+                          dict(FROM_RES3, **TWICE_THE_SCHEDULE)),
+    'random_from_res3_2x': ('the demo\'s baseline, twice the schedule',
+                            'random', dict(FROM_RES3, **TWICE_THE_SCHEDULE)),
+    'cvrl_from_res3_48x80': ('the demo at 48 x 80 frames', 'cvrl',
+                             dict(FROM_RES3, **frame_size(48, 80))),
+    'random_from_res3_48x80': ('the demo\'s baseline at 48 x 80 frames',
+                               'random', dict(FROM_RES3, **frame_size(48, 80))),
     'cvrl_from_res4': ('main demo checkpoint, stem to res3 frozen', 'cvrl',
                        {'task.fine_tune_from': 'res4'}),
     'random_from_res4': ('random init, stem to res3 frozen', 'random',
@@ -191,6 +214,7 @@ def main():
   ava_dir = os.path.join(args.demo_dir, 'ava')
   work_dir = args.work_dir or os.path.join(args.demo_dir,
                                            'detection_transfer')
+  os.makedirs(work_dir, exist_ok=True)  # the runs' logs go beside them
   checkpoints = {'cvrl': os.path.join(args.demo_dir, 'pretrain')}
   if any(ROWS[r][1] == 'movies' for r in rows):
     checkpoints['movies'] = movies_checkpoint(ava_dir, work_dir)

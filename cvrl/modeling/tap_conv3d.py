@@ -1,0 +1,87 @@
+"""Conv3D as a sum of 2D convolutions over its temporal taps (for CPUs).
+
+TensorFlow's CPU kernel for the filter gradient of a 3D convolution
+(Conv3DBackpropFilterV2) falls, for some shapes, onto an Eigen path that
+reads the input one coefficient at a time. `benchmarks/stem_conv.py` on
+the 2-core AMD EPYC (AVX2) of docs/benchmarks.md, the R3D stem (5 x 7 x 7,
+stride 2, 3 -> 16 channels) on 32 x 32 clips, forward + filter gradient:
+
+  clips x frames   Conv3D     as taps
+  16 x 15          15.6 s     0.16 s
+  32 x 15          33.3 s     0.18 s
+  32 x 16           0.37 s    0.18 s
+  64 x 15           0.65 s    0.38 s
+
+so a pretraining step of the small R3D took 45 s at batch 16 and 2.5 s at
+batch 32. A kt x kh x kw convolution with temporal stride st is
+
+  y[:, t] = sum_i conv2d(x[:, st * t + i * dt - pad], kernel[i])
+
+(dt the temporal dilation, pad what 'same' puts before the first frame):
+kt 2D convolutions on the clips' frames folded into the batch, whose
+gradients are the fast 2D kernels'. The weights are the Conv3D's (same
+variable, shape and name), so checkpoints do not depend on which
+implementation ran; `TapConv3D` is used where no GPU or TPU is visible
+(`r3d`), where XLA and cuDNN have good 3D convolutions of their own.
+"""
+
+import tensorflow as tf
+import tf_keras
+
+
+def temporal_padding(num_frames, kernel: int, stride: int, dilation: int,
+                     padding: str):
+  """(frames before, frames after, output frames) of a 3D convolution's
+  temporal axis, as TensorFlow pads it ('same': the extra frame after)."""
+  span = (kernel - 1) * dilation + 1
+  if padding == 'valid':
+    return 0, 0, (num_frames - span) // stride + 1
+  out = (num_frames + stride - 1) // stride
+  total = tf.maximum((out - 1) * stride + span - num_frames, 0)
+  return total // 2, total - total // 2, out
+
+
+def conv3d_as_taps(inputs, kernel, strides, padding: str, dilations):
+  """tf.nn.conv3d(inputs, kernel, strides, padding, dilations) for
+  channels-last 5D inputs, computed as a sum of tf.nn.conv2d over the
+  kernel's temporal taps. strides, dilations: (t, h, w); padding: 'same'
+  or 'valid' (any case)."""
+  padding = padding.lower()
+  taps = kernel.shape[0]
+  shape = tf.shape(inputs)
+  before, after, out_frames = temporal_padding(
+      shape[1], taps, strides[0], dilations[0], padding)
+  if padding == 'same':
+    inputs = tf.pad(inputs, [[0, 0], [before, after], [0, 0], [0, 0],
+                             [0, 0]])
+  channels = inputs.shape[-1]
+  output = None
+  for tap in range(taps):
+    start = tap * dilations[0]
+    frames = inputs[:, start:start + (out_frames - 1) * strides[0] + 1:
+                    strides[0]]
+    images = tf.reshape(frames, tf.concat([[-1], shape[2:4], [channels]], 0))
+    # tf.nn.convolution: a dilated CPU conv2d has no filter gradient, so
+    # dilations go through space-to-batch, as Keras' own layers do.
+    term = tf.nn.convolution(images, kernel[tap], strides=strides[1:],
+                             padding=padding.upper(),
+                             dilations=dilations[1:])
+    output = term if output is None else output + term
+  return tf.reshape(output, tf.concat(
+      [[shape[0], out_frames], tf.shape(output)[1:]], 0))
+
+
+class TapConv3D(tf_keras.layers.Conv3D):
+  """A Keras Conv3D (same weights, names, config) whose convolution runs
+  as `conv3d_as_taps`; channels_last, no groups."""
+
+  def convolution_op(self, inputs, kernel):
+    if self.data_format != 'channels_last' or self.groups != 1:
+      return super().convolution_op(inputs, kernel)
+    return conv3d_as_taps(inputs, kernel, self.strides, self.padding,
+                          self.dilation_rate)
+
+
+def accelerator_visible() -> bool:
+  """Whether TensorFlow sees a GPU or TPU (then Conv3D is used as is)."""
+  return any(tf.config.list_logical_devices(kind) for kind in ('GPU', 'TPU'))
