@@ -2,6 +2,9 @@
 outputs and gradients as TensorFlow's own 3D convolution (the reference), the same weights, and a model built either way restores
 the other's checkpoint."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +13,7 @@ import tf_keras
 from cvrl.configs import modeling as modeling_cfg
 from cvrl.modeling import r3d
 from cvrl.modeling import tap_conv3d
+from tests.conftest import REPO_ROOT
 
 CASES = [
     # (input [N, T, H, W, C], kernel (t, h, w), strides, dilations, padding)
@@ -101,3 +105,31 @@ def test_stem_on_cpu_is_taps_and_shares_conv3ds_weights(monkeypatch,
   np.testing.assert_allclose(taps(clips, training=False),
                              plain(clips, training=False), rtol=1e-4,
                              atol=1e-5)
+
+
+def test_choosing_the_stem_leaves_the_runtime_unconfigured():
+  """Asking whether an accelerator is there must not initialise
+  TensorFlow's devices (a user may set GPU memory growth or logical
+  devices afterwards: 'cannot be modified after being initialized'); under
+  a strategy of CPU replicas the stem is still taps. A fresh process,
+  since this one's runtime is running."""
+  code = '''
+import tensorflow as tf
+from cvrl.configs import modeling
+from cvrl.modeling import r3d, tap_conv3d
+assert not tap_conv3d.accelerator_visible()
+cpu = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+with strategy.scope():
+  assert not tap_conv3d.accelerator_visible()
+  stem = r3d.build_r3d(modeling.R3DConfig(
+      depth=14, width_multiplier=0.25)).get_layer('stem_conv')
+  assert isinstance(stem, tap_conv3d.TapConv3D)
+print('ok')
+'''
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          check=False)
+  assert result.stdout.strip().endswith('ok'), result.stderr[-3000:]
