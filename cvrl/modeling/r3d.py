@@ -45,9 +45,9 @@ class _Layers3D:
 
   @staticmethod
   def stem_conv(*args, **kwargs):
-    # On CPUs the stem's filter gradient (3 input channels) can take 25-50x
+    # On CPUs the stem's filter gradient (3 input channels) can take 50-100x
     # longer as a Conv3D than as 2D convolutions over its temporal taps
-    # (tap_conv3d has the figures); same weights either way.
+    # (tap_conv3d says where); same weights either way.
     if tap_conv3d.accelerator_visible():
       return tf_keras.layers.Conv3D(*args, **kwargs)
     return tap_conv3d.TapConv3D(*args, **kwargs)

@@ -2,16 +2,11 @@
 
 TensorFlow's CPU kernel for the filter gradient of a 3D convolution
 (Conv3DBackpropFilterV2) falls, for some shapes, onto an Eigen path that
-reads the input one coefficient at a time. `benchmarks/stem_conv.py` on
-the 2-core AMD EPYC (AVX2) of docs/benchmarks.md, the R3D stem (5 x 7 x 7,
-stride 2, 3 -> 16 channels) on 32 x 32 clips, forward + filter gradient:
-
-  clips x frames   Conv3D     as taps
-  16 x 15          15.6 s     0.16 s
-  32 x 15          33.3 s     0.18 s
-  32 x 16           0.37 s    0.18 s
-  64 x 15           0.65 s    0.38 s
-
+reads the input one coefficient at a time. For the R3D stem (5 x 7 x 7,
+stride 2, 3 input channels) on 32 x 32 clips, forward + filter gradient
+took 25-48 s at 16-32 clips of 15 frames where this takes 0.2-0.6 s, and
+1.2-1.5x as long as this at the other shapes measured (`benchmarks/stem_conv.py`; figures,
+date and machine in docs/benchmarks.md, "The stem on CPU"),
 so a pretraining step of the small R3D took 45 s at batch 16 and 2.5 s at
 batch 32. A kt x kh x kw convolution with temporal stride st is
 
@@ -21,8 +16,8 @@ batch 32. A kt x kh x kw convolution with temporal stride st is
 kt 2D convolutions on the clips' frames folded into the batch, whose
 gradients are the fast 2D kernels'. The weights are the Conv3D's (same
 variable, shape and name), so checkpoints do not depend on which
-implementation ran; `TapConv3D` is used where no GPU or TPU is visible
-(`r3d`), where XLA and cuDNN have good 3D convolutions of their own.
+implementation ran. `r3d` uses `TapConv3D` only where no GPU or TPU is
+visible: on those, XLA and cuDNN have good 3D convolutions of their own.
 """
 
 import tensorflow as tf
@@ -43,7 +38,7 @@ def temporal_padding(num_frames, kernel: int, stride: int, dilation: int,
 
 def conv3d_as_taps(inputs, kernel, strides, padding: str, dilations):
   """tf.nn.conv3d(inputs, kernel, strides, padding, dilations) for
-  channels-last 5D inputs, computed as a sum of tf.nn.conv2d over the
+  channels-last 5D inputs, computed as a sum of 2D convolutions over the
   kernel's temporal taps. strides, dilations: (t, h, w); padding: 'same'
   or 'valid' (any case)."""
   padding = padding.lower()
