@@ -61,17 +61,16 @@ run linear_random --experiment=cvrl_linear_eval_small \
 echo "== 7/7 features of both encoders -> retrieval, projector ($OUT/features)"
 for encoder in cvrl random; do
   checkpoint=$OUT/pretrain; [[ $encoder == random ]] && checkpoint=random_init
-  for split in train val; do
-    extra=()
-    [[ $encoder == cvrl && $split == val ]] && extra=(
-        --projector_dir="$OUT/projector" --label_map="$OUT/tfrecords/val/label_map.txt")
-    $PY -m cvrl.tools.export_features --experiment=cvrl_linear_eval_small \
-        --checkpoint="$checkpoint" --num_clips=4 \
-        --input_path="$OUT/tfrecords/$split/$split-*.tfrecord" \
-        --output_file="$OUT/features/${encoder}_$split.npz" "${extra[@]}" \
-        > "$OUT/features_${encoder}_$split.log" 2>&1 \
-      || { tail -20 "$OUT/features_${encoder}_$split.log"; exit 1; }
-  done
+  extra=()
+  [[ $encoder == cvrl ]] && extra=(--projector_dir="$OUT/projector"
+      --projector_split=val --label_map="$OUT/tfrecords/val/label_map.txt")
+  # Both splits with one backbone, built and restored once.
+  $PY -m cvrl.tools.export_features --experiment=cvrl_linear_eval_small \
+      --checkpoint="$checkpoint" --num_clips=4 --splits=train,val \
+      --input_path="$OUT/tfrecords/{split}/{split}-*.tfrecord" \
+      --output_file="$OUT/features/${encoder}_{split}.npz" "${extra[@]}" \
+      > "$OUT/features_$encoder.log" 2>&1 \
+    || { tail -20 "$OUT/features_$encoder.log"; exit 1; }
 done
 
 echo

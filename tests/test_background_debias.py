@@ -56,6 +56,39 @@ def test_still_background_is_numpys_lower_median_with_ties(num_frames):
                                 expected)
 
 
+@pytest.mark.parametrize('height,width', [(1, 1), (1, 5), (2, 3), (7, 4),
+                                          (32, 32)])
+def test_box_mean_is_tf_avg_pool_same(height, width):
+  # The reference: TF's own 3 x 3 'SAME' average pool, which counts only
+  # the neighbours inside the image at the borders.
+  rng = np.random.default_rng(height * 10 + width)
+  images = rng.uniform(0, 3, size=(5, height, width)).astype(np.float32)
+  expected = tf.nn.avg_pool2d(images[..., None], 3, 1, 'SAME')[..., 0]
+  np.testing.assert_allclose(background_debias.box_mean_3x3(images), expected,
+                             rtol=1e-6, atol=1e-6)
+  compiled = tf.function(background_debias.box_mean_3x3, jit_compile=True)
+  np.testing.assert_allclose(compiled(tf.constant(images)), expected,
+                             rtol=1e-6, atol=1e-6)
+
+
+def test_motion_mask_keeps_the_ratio_farthest_with_ties():
+  # Values in quarters: many smoothed distances tie. The mask must hold
+  # exactly the pixels at or above each frame's keep-th largest smoothed
+  # distance (numpy's sort over TF's avg_pool2d), ties included, none at 0.
+  rng = np.random.default_rng(3)
+  clips = rng.integers(0, 4, size=(2, 5, 6, 7, 3)).astype(np.float32) / 4
+  ratio = 0.25
+  mask = background_debias.motion_mask(tf.constant(clips), ratio).numpy()
+  still = np.sort(clips, axis=1)[:, (5 - 1) // 2][:, None]
+  distance = np.abs(clips - still).sum(-1)
+  smooth = tf.nn.avg_pool2d(distance.reshape(-1, 6, 7, 1), 3, 1,
+                            'SAME').numpy().reshape(-1, 42)
+  keep = int(round(ratio * 42))
+  threshold = np.sort(smooth, axis=1)[:, -keep][:, None]
+  expected = (smooth >= threshold - 1e-6) & (smooth > 1e-6)
+  np.testing.assert_array_equal(mask.reshape(-1, 42) > 0, expected)
+
+
 def test_motion_mask_follows_the_square_frame_by_frame():
   views, square, _ = _batch()
   ratio = 8 / (S * S)

@@ -103,6 +103,47 @@ def test_export_features_command(exported):
   assert bad.returncode == 1 and 'stem_conv/kernel:0' in bad.stderr
 
 
+def test_export_command_with_splits_is_each_split_exported_alone(exported):
+  """--splits: one backbone for every split; each .npz equals that split
+  exported on its own, and the projector shows --projector_split."""
+  params, _, checkpoint, pattern, root = exported
+  train_videos = [([video_records.textured_frame(32, 48, seed=500 + 10 * v + k)
+                    for k in range(12)], v % 2, f'train_{v}') for v in range(3)]
+  video_records.write_records(str(root / 'train-0.tfrecord'), train_videos)
+  alone = {}
+  for split, split_pattern in (('train', str(root / 'train-0.tfrecord')),
+                               ('val', pattern)):
+    out = str(root / f'alone_{split}.npz')
+    feature_export.export_features(params, checkpoint, split_pattern, out,
+                                   progress=False)
+    alone[split] = np.load(out)
+  projector_dir = root / 'projector_splits'
+  result = run_module(
+      'cvrl.tools.export_features', '--experiment=cvrl_linear_eval_demo',
+      '--params_override=task.model.backbone.cvrl_r3d.width_multiplier=0.125,'
+      f'task.validation_data.num_frames={FRAMES}',
+      f'--checkpoint={checkpoint}', '--splits=train,val',
+      f'--input_path={root}/{{split}}-0.tfrecord',
+      f'--output_file={root}/splits_{{split}}.npz',
+      f'--projector_dir={projector_dir}', '--projector_split=train')
+  assert '3 videos' in result.stdout and '5 videos' in result.stdout
+  for split in ('train', 'val'):
+    got = np.load(root / f'splits_{split}.npz')
+    assert got['ids'].tolist() == alone[split]['ids'].tolist()
+    np.testing.assert_allclose(got['features'], alone[split]['features'],
+                               rtol=1e-5, atol=1e-6)
+  metadata = (projector_dir / 'metadata.tsv').read_text().splitlines()
+  assert [line.split('\t')[1] for line in metadata[1:]] == [
+      f'train_{v}' for v in range(3)]
+  bad = run_module('cvrl.tools.export_features',
+                   '--experiment=cvrl_linear_eval_demo',
+                   f'--checkpoint={checkpoint}', '--splits=train,val',
+                   f'--input_path={pattern}',
+                   f'--output_file={root}/never_{{split}}.npz', check=False)
+  assert bad.returncode != 0
+  assert '--input_path must contain {split}' in bad.stderr + bad.stdout
+
+
 def test_views_at_the_experiments_own_evaluation_size(exported):
   """A pretraining experiment's views are its crop size (the demo: 32), not
   the paper's test short side 256; an evaluation experiment's are its test

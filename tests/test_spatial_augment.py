@@ -114,6 +114,32 @@ def test_colour_ops_with_known_parameters():
   assert np.ptp(grey) < 1e-5  # saturation 0 -> grey
 
 
+@pytest.mark.parametrize('order', [(0, 1, 2, 3), (1, 0, 2, 3), (2, 3, 1, 0)])
+def test_colour_ops_follow_the_drawn_order(order):
+  """Brightness and contrast do not commute once values are clipped to [0,
+  1]: each order's result is numpy's chain in that order (saturation 1 and
+  hue 0 leave the values), eagerly and under XLA."""
+  rng = np.random.default_rng(sum(order))
+  frames = rng.uniform(0, 1, size=(3, 4, 5, 3)).astype(np.float32)
+  params = sa.draw_clip_params(_seed(0), PAPER_VIEW, (4, 5))._replace(
+      brightness=tf.constant(1.6), contrast=tf.constant(1.8),
+      saturation=tf.constant(1.0), hue=tf.constant(0.0),
+      order=tf.constant(order, tf.int32))
+  want = frames
+  for op in order:
+    if op == 0:
+      want = want * 1.6
+    elif op == 1:
+      mean = want.mean(axis=(0, 1, 2), keepdims=True)
+      want = (want - mean) * 1.8 + mean
+    want = np.clip(want, 0.0, 1.0)
+  np.testing.assert_allclose(sa.color_jitter(tf.constant(frames), params),
+                             want, atol=2e-5)
+  compiled = tf.function(sa.color_jitter, jit_compile=True)
+  np.testing.assert_allclose(compiled(tf.constant(frames), params), want,
+                             atol=2e-5)
+
+
 def test_flip_mirrors_the_image():
   frame = video_records.textured_frame(32, 32)
   clip = tf.constant([video_records.encode(frame, 'png')] * 2)

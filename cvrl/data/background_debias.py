@@ -105,6 +105,22 @@ def still_background(clips: tf.Tensor) -> tf.Tensor:
                        (num_frames - 1) // 2)[:, None]
 
 
+def box_mean_3x3(images: tf.Tensor) -> tf.Tensor:
+  """[N, H, W] -> the mean of each pixel's 3 x 3 neighbourhood inside the
+  image: tf.nn.avg_pool2d(x[..., None], 3, 1, 'SAME') (which leaves the
+  padding out of the count), to float rounding. As two separable sums of
+  shifted slices: avg_pool2d on CPU is 8x slower for one channel."""
+  height, width = images.shape[1], images.shape[2]
+  padded = tf.pad(images, [[0, 0], [1, 1], [1, 1]])
+  rows = padded[:, :-2] + padded[:, 1:-1] + padded[:, 2:]
+  sums = rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
+
+  def counts(n):  # neighbours inside the image along one axis
+    return tf.constant([min(i + 1, n - 1) - max(i - 1, 0) + 1
+                        for i in range(n)], images.dtype)
+  return sums / (counts(height)[:, None] * counts(width)[None, :])
+
+
 def motion_mask(clips: tf.Tensor, foreground_ratio: float,
                 still: tf.Tensor = None) -> tf.Tensor:
   """float {0, 1} [B, T, H, W, 1]: in every frame, the `foreground_ratio`
@@ -124,11 +140,13 @@ def motion_mask(clips: tf.Tensor, foreground_ratio: float,
   distance = tf.reduce_sum(tf.abs(clips - still), axis=-1,
                            keepdims=True)  # [B, T, H, W, 1]
   batch, frames, height, width = clips.shape[:4]
-  flat = tf.reshape(distance, [-1, height, width, 1])
-  flat = tf.reshape(tf.nn.avg_pool2d(flat, 3, 1, 'SAME'),
+  flat = tf.reshape(box_mean_3x3(tf.reshape(distance, [-1, height, width])),
                     [-1, height * width])
   keep = max(1, int(round(foreground_ratio * height * width)))
-  threshold = tf.math.top_k(flat, keep).values[:, -1:]
+  # The keep-th largest: the smallest of an unsorted top-k (sorting the
+  # kept values costs a third more).
+  threshold = tf.reduce_min(tf.math.top_k(flat, keep, sorted=False).values,
+                            axis=-1, keepdims=True)
   mask = tf.cast((flat >= threshold) & (flat > 1e-6), clips.dtype)
   return tf.reshape(mask, [-1 if batch is None else batch, frames, height,
                            width, 1])

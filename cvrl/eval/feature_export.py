@@ -15,7 +15,7 @@ evaluation experiment: its test short side) unless view_size says otherwise.
 """
 
 import contextlib
-from typing import Dict
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -74,12 +74,28 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
   the experiment's task.init_seed (the baseline every probe is read
   against: what the architecture alone gives).
   """
-  data = export_data_config(params, pattern, num_clips, num_crops, batch_size,
-                            view_size)
+  return export_many(params, checkpoint, [(pattern, output)], num_clips,
+                     num_crops, average_views, batch_size, view_size,
+                     progress)[0]
+
+
+def export_many(params, checkpoint: str,
+                jobs: Sequence[Tuple[str, str]], num_clips: int = 1,
+                num_crops: int = 1, average_views: bool = True,
+                batch_size: int = 8, view_size: int = 0,
+                progress: bool = True) -> List[Dict[str, object]]:
+  """`export_features` for each (pattern, output) of `jobs` (the splits of
+  a dataset, say) with one backbone, built and restored once; a summary
+  per job, in order."""
+  if not jobs:
+    raise ValueError('export_many: no (pattern, output) to export')
+  configs = [export_data_config(params, pattern, num_clips, num_crops,
+                                batch_size, view_size)
+             for pattern, _ in jobs]
   if checkpoint == RANDOM_INIT:
     tf_keras.utils.set_random_seed(params.task.init_seed)
   backbone = cvrl_model.build_backbone(
-      params.task.model, (data.num_frames, None, None, 3))
+      params.task.model, (configs[0].num_frames, None, None, 3))
   if checkpoint == RANDOM_INIT:
     used = f'{RANDOM_INIT} (init_seed {params.task.init_seed})'
   else:
@@ -91,6 +107,25 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
     out = tf.cast(backbone(folded, training=False), tf.float32)
     return tf.reshape(out, [tf.shape(images)[0], num_views, -1])
 
+  summaries = []
+  for (pattern, output), data in zip(jobs, configs):
+    result = _features_of_videos(features_of, data, average_views, progress)
+    # Any path (gs:// too); a killed run never leaves a truncated file
+    # under the final name.
+    files.save_npz(output, **result)
+    summaries.append({'videos': len(result['ids']),
+                      'shape': result['features'].shape,
+                      'checkpoint': used, 'output': output,
+                      'view_size': data.test_short_side,
+                      'num_frames': data.num_frames, 'input_path': pattern})
+  return summaries
+
+
+def _features_of_videos(features_of, data: video_data.VideoDataConfig,
+                        average_views: bool,
+                        progress: bool) -> Dict[str, np.ndarray]:
+  """{'features', 'labels', 'ids'} of every video `data` reads."""
+  pattern = data.input_path
   features, labels, ids = [], [], []
   # Progress on stderr: tqdm's bar on a terminal, a line every 30 s in a log.
   total = dataset_size.count(pattern)
@@ -105,13 +140,6 @@ def export_features(params, checkpoint: str, pattern: str, output: str,
         bar.update(len(views))
   if not features:
     raise ValueError(f'{pattern}: no video to export')
-  result = dict(features=np.concatenate(features).astype(np.float32),
-                labels=np.concatenate(labels).astype(np.int32),
-                ids=np.array(ids))
-  # Any path (gs:// too); a killed run never leaves a truncated file under
-  # the final name.
-  files.save_npz(output, **result)
-  return {'videos': len(ids), 'shape': result['features'].shape,
-          'checkpoint': used, 'output': output,
-          'view_size': data.test_short_side,
-          'num_frames': data.num_frames}
+  return dict(features=np.concatenate(features).astype(np.float32),
+              labels=np.concatenate(labels).astype(np.int32),
+              ids=np.array(ids))
