@@ -213,9 +213,9 @@ def color_jitter(frames, params) -> tf.Tensor:
   ops = [brightness, contrast, saturation, hue]
 
   # A loop, not 4 switch_cases in a row: XLA compiles the body once. Four
-  # chained switches took 22-50 s to compile on a 2-core CPU (growing with
-  # the clip length), at every job start and for every clip shape; the
-  # loop compiles in under a second and runs as fast.
+  # chained switches took 24-53 s to compile for 16-32 frames of 64 x 64
+  # on a 2-core CPU, at every job start and for every clip shape; the loop
+  # compiles in 0.5-1.7 s and runs as fast (docs/benchmarks.md).
   def position(i, x):
     x = tf.switch_case(params.order[i], [lambda op=op: op(x) for op in ops])
     return i + 1, tf.clip_by_value(x, 0.0, 1.0)
