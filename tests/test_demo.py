@@ -39,6 +39,16 @@ def test_demo_runs_end_to_end(tmp_path):
                      r'test top-1 \d+\.\d\d', text, re.M), text
   assert os.path.exists(os.path.join(out, 'projector',
                                      'projector_config.pbtxt'))
+  # Both splits came from one export per encoder; the projector shows the
+  # validation videos (--projector_split=val), one row each.
+  with open(os.path.join(out, 'tfrecords', 'val', 'manifest.jsonl')) as f:
+    val_videos = sum(1 for line in f if line.strip())
+  with open(os.path.join(out, 'projector', 'metadata.tsv')) as f:
+    assert len(f.read().splitlines()) == 1 + val_videos
+  for name in ('cvrl', 'random'):
+    for split in ('train', 'val'):
+      assert os.path.getsize(os.path.join(out, 'features',
+                                          f'{name}_{split}.npz')) > 0
   # Pretraining evaluated with the kNN monitor; the linear evaluations
   # restored the pretrained backbone (checked), the baseline did not.
   validation = reports.read_scalars(os.path.join(out, 'pretrain',
