@@ -108,7 +108,7 @@ def export_many(params, checkpoint: str,
     return tf.reshape(out, [tf.shape(images)[0], num_views, -1])
 
   summaries = []
-  for (pattern, output), data in zip(jobs, configs):
+  for (_, output), data in zip(jobs, configs):
     result = _features_of_videos(features_of, data, average_views, progress)
     # Any path (gs:// too); a killed run never leaves a truncated file
     # under the final name.
@@ -117,7 +117,7 @@ def export_many(params, checkpoint: str,
                       'shape': result['features'].shape,
                       'checkpoint': used, 'output': output,
                       'view_size': data.test_short_side,
-                      'num_frames': data.num_frames, 'input_path': pattern})
+                      'num_frames': data.num_frames})
   return summaries
 
 
