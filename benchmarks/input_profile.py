@@ -12,7 +12,7 @@ sample is the difference of 1 / rate between consecutive cuts. Each
 pipeline is measured alone (`input_pipeline.measure_alone`), alternating
 over --rounds.
 
-  read + parse + sample + batch   records read (block-shuffled), parsed, two
+  read + parse + sample + batch   records read (shuffled), parsed, two
                                   clip starts, frames gathered and checked,
                                   the crops drawn, batched (strings)
   decode crop windows             + decode_and_crop_jpeg of every window of
@@ -41,7 +41,7 @@ from cvrl.data import window_buffer
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
-def _decoded_bytes(batch):
+def _decoded_bytes(batch, config, budget):
   """Decodes every window of a device-mode batch before packing; returns
   only how many bytes they hold."""
   encoded = tf.reshape(batch[pipelines.ENCODED], [-1])
@@ -49,9 +49,13 @@ def _decoded_bytes(batch):
   draws = tf.reshape(batch[pipelines.VIEW_DRAWS],
                      [-1, batch[pipelines.VIEW_DRAWS].shape[-1]])
   draws = tf.cast(draws[:, :window_buffer.NUM_DRAW_FIELDS], tf.int32)
+  # Each window as the whole host part decodes it (`window_buffer.pack`).
+  left = window_buffer.plan(draws, frames_per_view,
+                            tuple(config.device_canvas), budget).left
 
   def body(i, total):
-    window = window_buffer.decode_frame(encoded, draws, frames_per_view, i)
+    window = window_buffer.decode_frame(encoded, draws, left,
+                                        frames_per_view, i)
     return i + 1, total + tf.size(window)
   _, total = tf.while_loop(lambda i, _: i < tf.size(encoded), body, (0, 0))
   return total
@@ -68,7 +72,8 @@ def cut_pipeline(pattern, batch_size, stage):
   if stage == 'parse':
     dataset = dataset.map(lambda b: tf.strings.length(b[pipelines.ENCODED]))
   else:  # 'decode'
-    dataset = dataset.map(_decoded_bytes,
+    budget = pipelines.device_budget(config, batch_size)
+    dataset = dataset.map(lambda b: _decoded_bytes(b, config, budget),
                           num_parallel_calls=tf.data.AUTOTUNE)
   return dataset.prefetch(tf.data.AUTOTUNE)
 

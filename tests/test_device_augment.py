@@ -101,14 +101,15 @@ def test_temporal_ablation_and_released_code_views_in_device_mode(records):
 
 
 def test_the_buffer_holds_each_window_once_back_to_back(records):
-  """Offsets are the running sum of the views' bytes (T frames of h x w x
-  3), the windows are the frames' crops exactly, and the rest is zeros:
-  the host sends each decoded byte once and nothing resized."""
+  """Offsets are the running sum of the views' bytes (T frames of h x
+  (left + w) x 3), the windows are the frames' crops exactly, and the rest
+  is zeros: the host sends each decoded byte once and nothing resized."""
   config = _config(records, 'device', device_budget=1.0)
   batch = _take(config, 1)[0]
   params = batch[pipelines.VIEW_PARAMS].reshape(6, -1)
   offsets = batch[pipelines.VIEW_OFFSETS].reshape(6)
-  sizes = T * params[:, 0] * params[:, 1] * 3
+  left = params[:, window_buffer.LEFT]
+  sizes = T * params[:, 0] * (left + params[:, 1]) * 3
   np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(
       sizes)[:-1]]).astype(np.int64))
   assert (params[:, 0] * params[:, 1] < FRAME[0] * FRAME[1]).any()
@@ -133,6 +134,45 @@ def test_a_partial_last_batch_is_packed_too(records):
                                atol=1e-4)
 
 
+def test_windows_decoded_alone_start_at_their_jpeg_column(records):
+  """A window decoded alone is stored from the multiple of JPEG_COLUMN at or
+  left of its x (libjpeg's own start: no realignment copy); its `left`
+  extra columns are the frame's pixels there, and the window after them is
+  libjpeg's cropped decode of the window as drawn, byte for byte."""
+  config = _config(records, 'device', device_budget=1.0,
+                   cropped_decode_max_area=1.0)
+  dataset = pipelines.source_dataset(config).enumerate().map(
+      lambda position, example: pipelines.pretrain_views(
+          example, pipelines.example_seed(config.seed, 0, position), config))
+  examples = [{k: v.numpy() for k, v in e.items()}
+              for e in dataset.take(3)]
+  batch = _take(config, 1)[0]
+  params = batch[pipelines.VIEW_PARAMS].reshape(6, -1)
+  offsets = batch[pipelines.VIEW_OFFSETS].reshape(6)
+  lefts = []
+  for view in range(6):
+    example, which = examples[view // 2], view % 2  # example-major
+    y, x, h, w, cropped = example[pipelines.VIEW_DRAWS][which][:5].astype(
+        int)
+    assert cropped
+    left = int(params[view, window_buffer.LEFT])
+    assert left == x % window_buffer.JPEG_COLUMN
+    assert list(params[view, :4]) == [h, w, 0, 0]
+    lefts.append(left)
+    stored = batch['image'][offsets[view]:offsets[view] + T * h * (left + w)
+                            * 3].reshape(T, h, left + w, 3)
+    for k, frame in enumerate(example[pipelines.ENCODED][which]):
+      np.testing.assert_array_equal(
+          stored[k, :, left:],
+          tf.image.decode_and_crop_jpeg(frame, [y, x, h, w]).numpy())
+      # The extra columns are the frame's pixels left of the window (up to
+      # libjpeg's edge handling, which differs between cropped and whole).
+      if left:
+        whole = tf.image.decode_jpeg(frame).numpy()[y:y + h, x - left:x]
+        assert np.abs(stored[k, :, :left].astype(int) - whole).mean() < 2
+  assert any(lefts)
+
+
 def _buffer_with(window, offset, row_width, fill=255):
   """A buffer of `fill` with `window` [n, h, w, 3] flattened at `offset`."""
   flat = window.reshape(-1)
@@ -147,20 +187,24 @@ def test_window_resized_on_device_equals_tf_image_resize(out_size,
                                                          xla_gather):
   """The step's resize (row slices, gathers and lerps) is tf.image.resize's
   bilinear on the window alone: up- and downscaling, odd sizes, a
-  one-pixel window, a window sent transposed; whatever surrounds the window
-  in the buffer never leaks in. xla_gather: the rows read with XLA's gather
+  one-pixel window, a window sent transposed, a window whose stored rows
+  begin with `left` extra columns; whatever surrounds the window in the
+  buffer never leaks in. xla_gather: the rows read with XLA's gather
   slices, as inside the compiled step."""
   rng = np.random.default_rng(out_size)
   row_width = 30
   resize = window_buffer.resize_window
   if xla_gather:
     resize = tf.function(resize, jit_compile=True)
-  for h, w, transposed in ((24, 30, 0), (7, 19, 0), (1, 1, 0), (13, 2, 0),
-                           (20, 30, 1)):
+  for h, w, transposed, left in ((24, 30, 0, 0), (7, 19, 0, 0), (1, 1, 0, 0),
+                                 (13, 2, 0, 0), (20, 30, 1, 0),
+                                 (9, 17, 0, 11), (1, 1, 0, 15)):
     window = rng.integers(0, 256, size=(3, h, w, 3)).astype(np.uint8)
     stored = np.transpose(window, (0, 2, 1, 3)) if transposed else window
-    params = tf.constant([stored.shape[1], stored.shape[2], transposed, 0],
-                         tf.float32)
+    params = tf.constant([stored.shape[1], stored.shape[2], transposed, 0,
+                          left], tf.float32)
+    extra = rng.integers(0, 256, size=stored.shape[:2] + (left, 3))
+    stored = np.concatenate([extra.astype(np.uint8), stored], axis=2)
     want = tf.image.resize(window, [out_size, out_size]).numpy()
     results = []
     for offset, fill in ((0, 255), (101, 0), (7, 255)):
@@ -188,23 +232,34 @@ def _jpeg_views(frames_per_view):
 
 
 def test_plan_transposes_shrinks_and_keeps_the_budget():
-  draws = tf.constant([[0, 0, 20, 30, 1],    # fits
-                       [0, 0, 30, 20, 1],    # fits transposed
-                       [0, 0, 40, 50, 0]],   # neither: scaled by 1/2
+  """Canvas 20 x 30: a window is sent as is when at most 30 wide with at
+  most 600 pixels (the step reads rows of canvas width; height is free).
+  One sent as is and decoded alone starts at its JPEG column."""
+  draws = tf.constant([[0, 21, 20, 25, 1],   # fits, decoded alone: left 5
+                       [0, 0, 30, 20, 1],    # portrait, 600 pixels: fits
+                       [0, 18, 10, 40, 1],   # too wide: fits transposed
+                       [0, 0, 40, 50, 0],    # neither: scaled to fit
+                       [0, 3, 25, 25, 1],    # narrow enough, 625 pixels
+                       [0, 37, 10, 10, 0],   # decoded whole: no left
+                       [0, 3, 20, 29, 1]],   # left 3 would not fit: none
                       tf.int32)
-  h, w, transposed, shrunk, offsets = (
-      x.numpy() for x in window_buffer.plan(draws, 2, (20, 30), 10**6))
-  np.testing.assert_array_equal(h, [20, 20, 20])
-  np.testing.assert_array_equal(w, [30, 30, 25])
-  np.testing.assert_array_equal(transposed, [0, 1, 0])
-  np.testing.assert_array_equal(shrunk, [0, 0, 1])
-  np.testing.assert_array_equal(offsets, [0, 3600, 7200])
-  # Over the budget: every view scaled by one factor, all flagged, the
-  # sum within the budget and each view no larger than before.
+  placed = window_buffer.plan(draws, 2, (20, 30), 10**6)
+  h, w, transposed, shrunk, left, offsets = (x.numpy() for x in placed)
+  # Scaled by min(30 / w, sqrt(600 / (h w))), floored.
+  np.testing.assert_array_equal(h, [20, 30, 40, 21, 24, 10, 20])
+  np.testing.assert_array_equal(w, [25, 20, 10, 27, 24, 10, 29])
+  np.testing.assert_array_equal(transposed, [0, 0, 1, 0, 0, 0, 0])
+  np.testing.assert_array_equal(shrunk, [0, 0, 0, 1, 1, 0, 0])
+  np.testing.assert_array_equal(left, [21 % 16, 0, 0, 0, 0, 0, 0])
+  assert (left + w <= 30).all() and (h * (left + w) <= 600).all()
+  used = 2 * h * (left + w) * 3
+  np.testing.assert_array_equal(offsets, np.cumsum(used) - used)
+  # Over the budget: every view scaled by one factor, all flagged, no extra
+  # columns, the sum within the budget and each view no larger than before.
   budget = 6000
-  h2, w2, _, shrunk2, offsets2 = (
+  h2, w2, _, shrunk2, left2, offsets2 = (
       x.numpy() for x in window_buffer.plan(draws, 2, (20, 30), budget))
-  assert shrunk2.all()
+  assert shrunk2.all() and not left2.any()
   used = 2 * h2 * w2 * 3
   assert used.sum() <= budget and used.sum() > 0.8 * budget
   assert (h2 <= h).all() and (w2 <= w).all()
@@ -219,8 +274,9 @@ def test_packed_windows_are_the_frames_crops_and_shrunk_ones_are_close():
   buffer, offsets, window = window_buffer.pack(encoded, draws, canvas, 10**5)
   buffer, offsets, window = buffer.numpy(), offsets.numpy(), window.numpy()
   assert buffer.shape == (window_buffer.buffer_length(10**5, canvas),)
-  np.testing.assert_array_equal(window[:, :2], [[20, 30], [20, 25]])
-  np.testing.assert_array_equal(window[:, 2:], [[0, 0], [0, 1]])
+  np.testing.assert_array_equal(window[:, :2], [[20, 30], [21, 27]])
+  # View 0 is canvas-wide: its 4 columns left of x would not fit.
+  np.testing.assert_array_equal(window[:, 2:], [[0, 0, 0], [0, 1, 0]])
   # View 0 fits: its frames' windows decoded alone (as host mode decodes
   # them: libjpeg's cropped decode, which may differ from a slice of the
   # whole frame at the window's edge), byte for byte.
@@ -237,12 +293,13 @@ def test_packed_windows_are_the_frames_crops_and_shrunk_ones_are_close():
 
 
 @pytest.mark.parametrize('device_canvas,device_budget',
-                         [((30, 44), 0.8), (FRAME, 0.25)])
+                         [((30, 44), 1.0), ((64, 40), 1.0), (FRAME, 0.25)])
 def test_shrunk_views_are_counted(records, device_canvas, device_budget):
-  """A canvas smaller than the frames, or a budget below what the batch's
-  windows need: views that fit transposed or sit in a batch within budget
-  equal host mode's; the others are flagged shrunk, close to host mode's,
-  and the step reports their fraction as windows_shrunk."""
+  """A canvas smaller than the frames (budget 1.0: a batch of views that
+  fit is never over it), or a budget below what the batch's windows need:
+  views that fit (as is or transposed) in a batch within budget equal host
+  mode's; the others are flagged shrunk, close to host mode's, and the
+  step reports their fraction as windows_shrunk."""
   host = _take(_config(records, 'host'), 2)
   config = _config(records, 'device', device_canvas=device_canvas,
                    device_budget=device_budget)
@@ -251,6 +308,11 @@ def test_shrunk_views_are_counted(records, device_canvas, device_budget):
                           for d in device])
   assert 0 < flags.mean() <= 1
   assert (device_budget < 0.5) == flags.all()  # a whole batch shrinks
+  if device_canvas == (64, 40):  # narrower than the frames: some transposed
+    column = window_buffer.WINDOW_FIELDS.index('transposed')
+    transposed = np.concatenate([d[pipelines.VIEW_PARAMS][..., column].ravel()
+                                 for d in device])
+    assert 0 < transposed.mean() < 1 and not (transposed * flags).any()
   for h, d in zip(host, device):
     views = _on_device(d, config)
     # [B, 2] -> first views first, as the views.

@@ -358,6 +358,37 @@ def test_stream_order_ignores_the_global_seed_and_changes_by_epoch(
   assert ids[0] != ids[1] or ids[1] != ids[2]
 
 
+def _epoch_order(path, seed, buffer, epoch=0):
+  """Record indices (file order) of one epoch of the source's stream; the
+  textured file's record v has 20 + 3v frames."""
+  source = video_sources.TFRecordSource(path, shuffle=True, seed=seed,
+                                        cycle_length=1,
+                                        shuffle_buffer_size=buffer)
+  return [(int(tf.shape(e['frames'])[0]) - 20) // 3
+          for e in source.stream(8 * epoch).take(8)]
+
+
+@pytest.mark.parametrize('buffer', [2, 3, 8])
+def test_shuffle_is_a_seeded_buffer_shuffle(textured_file, buffer):
+  """tf.data shuffle-buffer semantics: each epoch is a permutation of the
+  file's records, and the record at output position j was among the first
+  j + buffer records read (a buffer holds `buffer` records); its order is
+  a pure function of (seed, epoch): rebuilt, it is the same."""
+  orders = {seed: _epoch_order(textured_file, seed, buffer)
+            for seed in range(6)}
+  for seed, order in orders.items():
+    assert sorted(order) == list(range(8)), order
+    assert all(index <= j + buffer - 1 for j, index in enumerate(order)), (
+        f'buffer {buffer}: {order}')
+    assert _epoch_order(textured_file, seed, buffer) == order
+  # Shuffled at all, and by the seed: six seeds give more than one order,
+  # none of them all left in file order.
+  assert len({tuple(o) for o in orders.values()}) > 1
+  assert sum(o == list(range(8)) for o in orders.values()) < len(orders)
+  assert _epoch_order(textured_file, 0, buffer, epoch=1) != orders[0] or (
+      _epoch_order(textured_file, 0, buffer, epoch=2) != orders[0])
+
+
 def test_labels_outside_the_experiments_classes_fail_naming_the_clip(tmp_path):
   videos = [(video_records.index_frames(8), 3, 'ok_video'),
             (video_records.index_frames(8), 7, 'clip_with_label_7')]

@@ -207,9 +207,10 @@ class VideoDataConfig(cfg.DataConfig):
   # runs on TPUs or GPUs, host on CPUs (resolved at job start, written to
   # params.yaml).
   augment_on: str = 'host'
-  # augment_on: device: (height, width) of the largest window sent as is. A
-  # window that fits only transposed is sent so (exact); one that fits
-  # neither way is shrunk on the host to fit and counted (metric
+  # augment_on: device: (height, width) of the canvas: a window at most
+  # `width` wide with at most height x width pixels is sent as is, portrait
+  # or landscape. A window that fits only transposed is sent so (exact); one
+  # that fits neither way is shrunk on the host to fit and counted (metric
   # windows_shrunk). The default holds any window of records converted at
   # short side 256 with aspect up to 16:9, landscape or portrait.
   device_canvas: Tuple[int, int] = (256, 456)

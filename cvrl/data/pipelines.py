@@ -20,7 +20,7 @@ a restart jumps to its epoch and reads at most that epoch's earlier records.
   dataset = pipelines.build_dataset(config, input_context)
   # pretrain: {'image': [2B, T, S, S, 3] (views 1 then views 2), 'label': [B]}
   #   augment_on: device: {'image': uint8 [L] (the batch's windows, one
-  #   buffer), 'view_offsets': [B, 2], 'view_params': [B, 2, 18], 'label'}
+  #   buffer), 'view_offsets': [B, 2], 'view_params': [B, 2, 19], 'label'}
   #   -> device_views in the train step
   # train:    {'image': [B, T, S, S, 3], 'label': [B]}
   # test:     {'image': [B, clips * crops, T, S', S', 3], 'label': [B]}

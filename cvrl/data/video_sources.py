@@ -136,9 +136,8 @@ class TFRecordSource:
   """This input pipeline's share of a set of TFRecord files, by epoch.
 
   The order of epoch e is a pure function of (seed, e): the files in an order
-  drawn from (seed, e), interleaved, then shuffled in blocks of
-  `shuffle_buffer_size` records, each by a permutation drawn from
-  (seed, e, block). So a job restarted at step s works out which epoch and which
+  drawn from (seed, e), interleaved, then shuffled through a buffer of
+  `shuffle_buffer_size` records seeded by (seed, e). So a job restarted at step s works out which epoch and which
   position it is at, and reads at most one epoch to get there
   (`stream(first_position)`), instead of re-reading every record it ever saw.
 
@@ -183,8 +182,8 @@ class TFRecordSource:
     if self._pipelines > 1 and not self._shard_files:
       dataset = dataset.shard(self._pipelines, self._pipeline_id)
     if self._buffer > 1:
-      dataset = _block_shuffle(dataset, self._buffer,
-                               self._epoch_seed(_SHUFFLE_SALT, epoch))
+      dataset = _seeded_shuffle(dataset, self._buffer,
+                                self._epoch_seed(_SHUFFLE_SALT, epoch))
     return dataset
 
   def records_per_epoch(self) -> int:
@@ -222,25 +221,31 @@ class TFRecordSource:
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _block_shuffle(dataset: tf.data.Dataset, size: int,
-                   seed: tf.Tensor) -> tf.data.Dataset:
-  """Shuffles consecutive blocks of `size` elements, each by a stateless
-  permutation keyed by (seed, block index).
+def _seeded_shuffle(dataset: tf.data.Dataset, size: int,
+                    seed: tf.Tensor) -> tf.data.Dataset:
+  """tf.data's shuffle buffer of `size` elements, its order a pure function
+  of the seed tensor [2] (and of the input's order).
 
-  Memory and locality as a shuffle buffer of `size`, but a pure function of
-  the seed tensor: tf.data's shuffle cannot take a tensor seed once a
-  global seed is set (the model's init_seed sets one).
+  `Dataset.shuffle` folds TF's global seed into its seeds once one is set
+  (the model's init_seed sets it), so the input's order would change with
+  the model's seed; the op itself takes both seeds as given. A shuffle
+  buffer moves records, it does not copy them: shuffling blocks through
+  `batch` and slicing, as before, copied each record (megabytes) twice,
+  0.5-0.9 core-ms a record on the benchmark (docs/benchmarks.md).
   """
-  def shuffle_block(index, block):
-    keys = tf.random.stateless_uniform(
-        [tf.shape(block)[0]],
-        seed=tf.random.experimental.stateless_fold_in(seed, index))
-    # Each record read out by its index: one copy of a record fewer than
-    # gathering the whole block first (records are megabytes; measured 1.7
-    # -> 0.6 ms a record over an unshuffled read).
-    return tf.data.Dataset.from_tensor_slices(tf.argsort(keys)).map(
-        lambda i: block[i])
-  return dataset.batch(size).enumerate().flat_map(shuffle_block)
+  seed = tf.cast(seed, tf.int64)
+  # Both seeds 0 means "draw a random seed" to the kernel.
+  seed2 = tf.where(tf.reduce_all(tf.equal(seed, 0)),
+                   tf.constant(2**31 - 1, tf.int64), seed[1])
+  spec = dataset.element_spec
+  variant = tf.raw_ops.ShuffleDatasetV3(
+      input_dataset=tf.data.experimental.to_variant(dataset),
+      buffer_size=tf.constant(size, tf.int64), seed=seed[0], seed2=seed2,
+      seed_generator=tf.raw_ops.DummySeedGenerator(),
+      output_types=[s.dtype for s in tf.nest.flatten(spec)],
+      output_shapes=[s.shape for s in tf.nest.flatten(spec)],
+      reshuffle_each_iteration=False)
+  return tf.data.experimental.from_variant(variant, spec)
 
 
 # "Forever" for a repeating stream (tf.data ranges need an end).
