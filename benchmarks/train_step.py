@@ -193,10 +193,14 @@ def _measure_end_to_end(which, steps, precision='float32',
   iterator = iter(dataset)
   step(next(iterator))
   step(next(iterator))
-  start = time.perf_counter()
+  start, cpu = time.perf_counter(), time.process_time()
   for _ in range(steps):
     logs = step(next(iterator))
-  return steps * batch / (time.perf_counter() - start), float(logs['loss'])
+  seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+  # Core-ms an example (input, step, and the threads' overhead): what the
+  # pair costs the machine, steadier on a shared host than the rate.
+  return steps * batch / seconds, float(logs['loss']), {
+      'core_ms': 1000 * cpu / (steps * batch)}
 
 
 def _child(args):
@@ -207,8 +211,9 @@ def _child(args):
     rate, loss = _measure_step(spec['which'], spec['depth'], spec['width'],
                                spec['frames'], spec['size'], spec['batch'],
                                spec['steps'], spec['precision'], spec['xla'])
+    extra = {}
   else:
-    rate, loss = _measure_end_to_end(
+    rate, loss, extra = _measure_end_to_end(
         spec['which'], spec['steps'], spec['precision'],
         spec.get('experiment', 'cvrl_pretrain_demo'),
         spec.get('input_path', ''))
@@ -218,7 +223,7 @@ def _child(args):
   if tf.config.list_physical_devices('GPU'):
     device_mib = tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2**20
   print(json.dumps({'rate': rate, 'peak_mib': peak_mib, 'loss': loss,
-                    'device_mib': device_mib}))
+                    'device_mib': device_mib, **extra}))
 
 
 def spawn(spec):
