@@ -320,10 +320,10 @@ def _end_to_end(args):
   # What each pair costs the machine: a 2-core host's rates move with its
   # neighbours, the core-ms an example much less.
   cost_ratios = sorted(m / o for o, m in zip(costs['ours'], costs['mg']))
+  cheaper = np.mean(costs['mg']) / np.mean(costs['ours'])
   print(f'demo end to end, core-ms an example (input + step, all threads): '
         f'Model Garden {np.mean(costs["mg"]):.1f}, ours '
-        f'{np.mean(costs["ours"]):.1f} = {np.mean(costs["mg"]) / '
-        f'np.mean(costs["ours"]):.2f}x cheaper (rounds: '
+        f'{np.mean(costs["ours"]):.1f} = {cheaper:.2f}x cheaper (rounds: '
         f'{", ".join(f"{r:.2f}" for r in cost_ratios)})')
 
 
