@@ -64,6 +64,15 @@ def repeated_video_tasks(work: str, repeats: int, videos_dir: str = VIDEOS):
 
   Returns conversion tasks (label 'x', split 'train'), one per link.
   """
+  missing = [name for name in DECODABLE
+             if not os.path.isfile(os.path.join(videos_dir, name))]
+  if missing:
+    # A link to a missing file converts to nothing, and a benchmark on no
+    # records would wait forever for its first batch.
+    raise FileNotFoundError(
+        f'test videos {missing} not found in {videos_dir}: the benchmarks '
+        'read ../shared/testdata/videos beside the checkout (or pass '
+        '--videos_dir)')
   tasks = []
   os.makedirs(os.path.join(work, 'videos'), exist_ok=True)
   for r in range(repeats):

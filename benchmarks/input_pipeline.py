@@ -54,8 +54,13 @@ NUM_FRAMES, STRIDE, SIZE = 16, 2, 224
 def make_records(work: str, repeats: int) -> str:
   tasks = repeated_video_tasks(work, repeats)
   out = os.path.join(work, 'tfrecords')
-  job.convert(tasks, out, ['x'], video_frames.ConversionOptions(
+  result = job.convert(tasks, out, ['x'], video_frames.ConversionOptions(
       short_side=256), num_shards=4, workers=os.cpu_count() or 1)
+  failed = [row for row in result['rows'] if row.get('status') != 'ok']
+  if failed:
+    raise RuntimeError(f'{len(failed)} of {len(tasks)} benchmark videos did '
+                       f'not convert, e.g. {failed[0]["id"]}: '
+                       f'{failed[0].get("error")}')
   return os.path.join(out, 'train-*.tfrecord')
 
 
