@@ -1,7 +1,7 @@
 r"""How many host CPU cores one accelerator needs to be fed, per input mode.
 
   .venv/bin/python benchmarks/capacity_model.py [--utilisation=0.4]
-      [--host_core_ms=151.5 --device_core_ms=23.9 --model_garden_core_ms=593]
+      [--host_core_ms=148.9 --device_core_ms=20.9 --model_garden_core_ms=561.4]
 
 1. The paper's pretraining step, counted from the model: R3D-50 (Table 1)
    on two 16 x 224 x 224 clips per sample; multiply-adds of every Conv3D
@@ -13,7 +13,7 @@ r"""How many host CPU cores one accelerator needs to be fed, per input mode.
    --utilisation / FLOPs per sample.
 3. Host cores that takes, per input mode: samples/s x core-ms per sample
    (benchmarks/input_pipeline.py prints core-ms/sample per mode; the
-   defaults are its figures of 2026-11-30 on a 2-core AMD EPYC, AVX2,
+   defaults are its figures of 2026-11-30 18:31 on a 2-core AMD EPYC, AVX2,
    with the training command's malloc settings).
 4. Next to the host CPU counts of the usual machines.
 
@@ -65,9 +65,9 @@ def training_flops_per_sample(frames=16, size=224, depth=50, width=1.0):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--utilisation', type=float, default=0.4)
-  parser.add_argument('--host_core_ms', type=float, default=151.5)
-  parser.add_argument('--device_core_ms', type=float, default=23.9)
-  parser.add_argument('--model_garden_core_ms', type=float, default=593.2)
+  parser.add_argument('--host_core_ms', type=float, default=148.9)
+  parser.add_argument('--device_core_ms', type=float, default=20.9)
+  parser.add_argument('--model_garden_core_ms', type=float, default=561.4)
   parser.add_argument('--device_bytes', type=int, default=DEVICE_BYTES,
                       help='device mode bytes per sample (the buffer at '
                       'device_budget 0.7 of 256 x 456 views, batch 8)')
