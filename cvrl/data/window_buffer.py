@@ -90,14 +90,15 @@ class Placement(NamedTuple):
 def plan(draws: tf.Tensor, frames_per_view: int, canvas_hw: Tuple[int, int],
          budget: int) -> Placement:
   """Where each view goes: draws int32 [N, NUM_DRAW_FIELDS] -> Placement.
-  A window fits the canvas when it is at most the canvas's width
-  wide and has at most its pixels (the step reads rows of canvas width;
-  height is free): then it is stored as is; else transposed when that
-  fits, else scaled to fit. A window stored as is and decoded alone starts
-  at its JPEG column (`left` = x mod JPEG_COLUMN) when it still fits with
-  those columns. Then, if the views need
-  more than `budget` bytes, all are scaled by one factor to fit (flagged
-  shrunk; decoded exactly, no extra columns)."""
+
+  A window fits the canvas when it is at most the canvas's width wide and
+  has at most its pixels (the step reads rows of canvas width; height is
+  free): then it is stored as is; else transposed when that fits, else
+  scaled to fit. A window stored as is and decoded alone starts at its
+  JPEG column (`left` = x mod JPEG_COLUMN) when it still fits with those
+  columns. Then, if the views need more than `budget` bytes, all are
+  scaled by one factor to fit (flagged shrunk; decoded exactly, no extra
+  columns)."""
   _, width = canvas_hw
   h, w = draws[:, 2], draws[:, 3]
   fits = _fits(h, w, canvas_hw)
