@@ -170,7 +170,9 @@ def budget_use(pattern: str, batch_size: int, batches: int = 20) -> str:
   used, shrunk = [], []
   for batch in pipelines.build_dataset(config).take(batches):
     params = batch[pipelines.VIEW_PARAMS].numpy()
-    used.append((NUM_FRAMES * params[..., 0] * params[..., 1] * 3).sum())
+    used.append(window_buffer.view_bytes_of(
+        NUM_FRAMES, params[..., 0], params[..., 1],
+        params[..., window_buffer.LEFT]).sum())
     shrunk.append(params[..., window_buffer.SHRUNK].mean())
   crop = 2 * NUM_FRAMES * SIZE * SIZE * 3
   return (f'bytes sent to the device per sample: host mode float32 '

@@ -137,8 +137,9 @@ class TFRecordSource:
 
   The order of epoch e is a pure function of (seed, e): the files in an order
   drawn from (seed, e), interleaved, then shuffled through a buffer of
-  `shuffle_buffer_size` records seeded by (seed, e). So a job restarted at step s works out which epoch and which
-  position it is at, and reads at most one epoch to get there
+  `shuffle_buffer_size` records seeded by (seed, e). So a job restarted at
+  step s works out which epoch and which position it is at, and reads at
+  most one epoch to get there
   (`stream(first_position)`), instead of re-reading every record it ever saw.
 
   Sharding with a `tf.distribute.InputContext` (one pipeline per host on a

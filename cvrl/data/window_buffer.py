@@ -116,7 +116,7 @@ def plan(draws: tf.Tensor, frames_per_view: int, canvas_hw: Tuple[int, int],
   left = draws[:, 1] % JPEG_COLUMN
   left = tf.where(fits & (draws[:, 4] > 0) & _fits(h, w + left, canvas_hw),
                   left, 0)
-  view_bytes = frames_per_view * stored_h * (stored_w + left) * 3
+  view_bytes = view_bytes_of(frames_per_view, stored_h, stored_w, left)
   used = tf.reduce_sum(tf.cast(view_bytes, tf.int64))
   over = used > budget
   # Area scales with the square of the factor; flooring keeps the sum below.
@@ -125,10 +125,15 @@ def plan(draws: tf.Tensor, frames_per_view: int, canvas_hw: Tuple[int, int],
                                tf.fill(tf.shape(h), factor),
                                tf.fill(tf.shape(h), over), canvas_hw)
   left = tf.where(over, 0, left)
-  view_bytes = frames_per_view * stored_h * (stored_w + left) * 3
+  view_bytes = view_bytes_of(frames_per_view, stored_h, stored_w, left)
   offsets = tf.cumsum(view_bytes, exclusive=True)
   return Placement(stored_h, stored_w, transposed, too_big | over, left,
                    offsets)
+
+
+def view_bytes_of(frames_per_view: int, height, width, left) -> tf.Tensor:
+  """Bytes a stored view takes: its frames' rows of `left` + width pixels."""
+  return frames_per_view * height * (width + left) * 3
 
 
 def _area(canvas_hw: Tuple[int, int]) -> float:
@@ -198,7 +203,8 @@ def pack(encoded: tf.Tensor, draws: tf.Tensor, canvas_hw: Tuple[int, int],
   array = tf.TensorArray(tf.uint8, size=total + 1, infer_shape=False,
                          element_shape=tf.TensorShape([None]))
   _, array = tf.while_loop(lambda i, _: i < total, body, (0, array))
-  used = tf.reduce_sum(frames_per_view * stored_h * (stored_w + left) * 3)
+  used = tf.reduce_sum(view_bytes_of(frames_per_view, stored_h, stored_w,
+                                     left))
   length = buffer_length(budget, canvas_hw)
   array = array.write(total, tf.zeros([length - used], tf.uint8))
   buffer = tf.ensure_shape(array.concat(), [length])
