@@ -203,6 +203,39 @@ def _measure_end_to_end(which, steps, precision='float32',
       'core_ms': 1000 * cpu / (steps * batch)}
 
 
+def _end_to_end_windows(rounds, steps, warmup=3, precision='float32',
+                        experiment='cvrl_pretrain_demo', input_path=''):
+  """Both inputs feeding one step function in this one process, in
+  alternating windows (mg, ours, then ours, mg, ...): each window builds its
+  pipeline's iterator afresh, runs `warmup` steps (prefetch buffers fill),
+  times `steps` steps and deletes the iterator, so no pipeline works while
+  the other is timed. One process gives many more pairs an hour than a
+  process per measurement (TF's start-up and tracing is about half of
+  such a process), and the two share the traced step, not merely its code.
+  Returns {'mg': [(examples/s, core-ms an example)], 'ours': [...]}."""
+  data = demo_data(experiment, input_path)
+  frames, size, batch = data.num_frames, data.crop_size, data.global_batch_size
+  step, _ = _ours_step(14, 0.25, frames, size, batch, precision)
+  from cvrl.data import pipelines  # pylint: disable=g-import-not-at-top
+  datasets = {'mg': model_garden_demo_input(data),
+              'ours': pipelines.build_dataset(data)}
+  windows = {'mg': [], 'ours': []}
+  for round_index in range(rounds):
+    for which in (('mg', 'ours') if round_index % 2 == 0 else ('ours', 'mg')):
+      iterator = iter(datasets[which])
+      for _ in range(warmup):
+        step(next(iterator))['loss'].numpy()
+      start, cpu = time.perf_counter(), time.process_time()
+      for _ in range(steps):
+        loss = step(next(iterator))['loss']
+      loss.numpy()
+      seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+      windows[which].append((steps * batch / seconds,
+                             1000 * cpu / (steps * batch)))
+      del iterator
+  return windows
+
+
 def _child(args):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   sys.path.insert(0, REPO)
@@ -212,6 +245,11 @@ def _child(args):
                                spec['frames'], spec['size'], spec['batch'],
                                spec['steps'], spec['precision'], spec['xla'])
     extra = {}
+  elif spec['kind'] == 'end_to_end_windows':
+    print(json.dumps(_end_to_end_windows(
+        spec['rounds'], spec['steps'], spec.get('warmup', 3),
+        spec['precision'], spec['experiment'], spec['input_path'])))
+    return
   else:
     rate, loss, extra = _measure_end_to_end(
         spec['which'], spec['steps'], spec['precision'],
