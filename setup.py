@@ -24,12 +24,13 @@ setuptools.setup(
         # here keeps both extras installable into one environment.
         'protobuf<7',
         'tqdm',  # progress of feature export
+        'scipy',  # the linear probe's L-BFGS (cvrl.eval.probe)
         # CRC-32C of TFRecord framing, for records streamed from a spill
         # file (a long video never held in memory; benchmarks/convert_memory).
         'google-crc32c',
     ],
     extras_require={
-        'test': ['pytest', 'pytest-xdist', 'scipy'],
+        'test': ['pytest', 'pytest-xdist'],
         'beam': ['apache-beam[tfrecord]'],
     },
     entry_points={
