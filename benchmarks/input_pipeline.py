@@ -348,5 +348,6 @@ def _interval(values: np.ndarray):
           np.sqrt(len(values)))
   return values.mean() - half, values.mean() + half
 
+
 if __name__ == '__main__':
   main()
