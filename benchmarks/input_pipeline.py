@@ -247,6 +247,9 @@ def main():
                       help='Only the demo rows (input alone, end to end).')
   add_malloc_flag(parser)
   args = parser.parse_args()
+  for name in ('end_to_end_steps', 'end_to_end_rounds'):
+    if getattr(args, name) < 1:
+      parser.error(f'--{name}={getattr(args, name)}: expected at least 1')
   apply_malloc_flag(args)
   if args.end_to_end_only:
     _end_to_end(args)

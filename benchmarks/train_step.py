@@ -176,21 +176,32 @@ def demo_data(experiment='cvrl_pretrain_demo', input_path=''):
   return data.replace(input_path=input_path) if input_path else data
 
 
+def _demo_step(experiment, input_path, precision):
+  """(the experiment's train data config, the step both inputs feed): our
+  R3D-14 at width 0.25 (Model Garden has none) at the data's clip shape and
+  batch, so that only the input pipeline differs."""
+  data = demo_data(experiment, input_path)
+  step, _ = _ours_step(14, 0.25, data.num_frames, data.crop_size,
+                       data.global_batch_size, precision)
+  return data, step
+
+
+def _demo_input(which, data):
+  """'ours' (cvrl.data.pipelines) or 'mg' (Model Garden's video_ssl_input)
+  on `data`."""
+  if which == 'ours':
+    from cvrl.data import pipelines  # pylint: disable=g-import-not-at-top
+    return pipelines.build_dataset(data)
+  return model_garden_demo_input(data)
+
+
 def _measure_end_to_end(which, steps, precision='float32',
                         experiment='cvrl_pretrain_demo', input_path=''):
   """Demo settings: input pipeline from demo_output (or input_path) + one
   training step."""
-  data = demo_data(experiment, input_path)
-  frames, size, batch = data.num_frames, data.crop_size, data.global_batch_size
-  # The same model and step (ours: Model Garden has no width 0.25) for both,
-  # so the difference is the input pipeline.
-  step, _ = _ours_step(14, 0.25, frames, size, batch, precision)
-  if which == 'ours':
-    from cvrl.data import pipelines  # pylint: disable=g-import-not-at-top
-    dataset = pipelines.build_dataset(data)
-  else:
-    dataset = model_garden_demo_input(data)
-  iterator = iter(dataset)
+  data, step = _demo_step(experiment, input_path, precision)
+  batch = data.global_batch_size
+  iterator = iter(_demo_input(which, data))
   step(next(iterator))
   step(next(iterator))
   start, cpu = time.perf_counter(), time.process_time()
@@ -213,12 +224,9 @@ def _end_to_end_windows(rounds, steps, warmup=3, precision='float32',
   process per measurement (TF's start-up and tracing is about half of
   such a process), and the two share the traced step, not merely its code.
   Returns {'mg': [(examples/s, core-ms an example)], 'ours': [...]}."""
-  data = demo_data(experiment, input_path)
-  frames, size, batch = data.num_frames, data.crop_size, data.global_batch_size
-  step, _ = _ours_step(14, 0.25, frames, size, batch, precision)
-  from cvrl.data import pipelines  # pylint: disable=g-import-not-at-top
-  datasets = {'mg': model_garden_demo_input(data),
-              'ours': pipelines.build_dataset(data)}
+  data, step = _demo_step(experiment, input_path, precision)
+  batch = data.global_batch_size
+  datasets = {which: _demo_input(which, data) for which in ('mg', 'ours')}
   windows = {'mg': [], 'ours': []}
   for round_index in range(rounds):
     for which in (('mg', 'ours') if round_index % 2 == 0 else ('ours', 'mg')):
