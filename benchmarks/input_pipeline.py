@@ -214,7 +214,9 @@ def add_malloc_flag(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--tune_malloc', default=True,
                       action=argparse.BooleanOptionalAction,
                       help='glibc malloc as the training command sets it '
-                      '(cvrl.data.host_malloc; --no-tune_malloc: defaults)')
+                      '(cvrl.data.host_malloc: unasked only on hosts of at '
+                      f'most {host_malloc.AUTO_MAX_CPUS} CPUs, --tune_malloc '
+                      'forces it; --no-tune_malloc: defaults)')
 
 
 def apply_malloc_flag(args) -> None:

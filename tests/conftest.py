@@ -146,3 +146,36 @@ def synthetic_records(synthetic_videos, tmp_path_factory):
     job.convert(tasks, str(out / split), labels,
                            video_frames.ConversionOptions(short_side=0), 2)
   return str(out)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def ram_rewrites_replace():
+  """TF's ram:// file system stands in for gs:// in the tests, but it
+  appends when a file is written again (GFile(path, 'w') and
+  gfile.copy(..., overwrite=True) keep the old bytes), where gs:// and
+  local disks replace it. Here a ram:// file opened for writing, or copied
+  over, is deleted first, so that a test of a rewrite (params.yaml on
+  resume, a manifest or label map written again) sees what gs:// does."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  real_gfile, real_copy = tf.io.gfile.GFile, tf.io.gfile.copy
+
+  def replace(path):
+    path = os.fspath(path)
+    if path.startswith('ram://') and tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+
+  class GFile(real_gfile):  # pylint: disable=missing-class-docstring
+
+    def __init__(self, name, mode='r'):
+      if 'w' in mode:
+        replace(name)
+      super().__init__(name, mode)
+
+  def copy(src, dst, overwrite=False):
+    if overwrite:
+      replace(dst)
+    return real_copy(src, dst, overwrite)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(tf.io.gfile, 'GFile', GFile)
+    patch.setattr(tf.io.gfile, 'copy', copy)
+    yield

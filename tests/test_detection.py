@@ -629,8 +629,11 @@ def test_two_replicas_give_the_single_device_map(records, mirrored_strategy):
                                   'cvrl_ava_detection_inflated',
                                   'cvrl_ava_detection_random'])
 def test_runlocal_smoke_test_of_the_paper_recipes(name, records, tmp_path):
-  """experiments/runlocal_detection.yaml on each recipe: two train steps and
-  a validation step on convert_ava records (R3D-14 for time)."""
+  """experiments/runlocal_detection.yaml after each recipe's own YAML: the
+  job start checks the record counts as a training job does, and the
+  recipe's AVA size (210,634 keyframes) does not stop a smoke test on a
+  few keyframes, whose steps are explicit; then two train steps and a
+  validation step on convert_ava records (R3D-14 for time)."""
   paths = (f'task.train_data.input_path={records}/train/*.tfrecord,'
            f'task.validation_data.input_path={records}/val/*.tfrecord,'
            'task.model.backbone.cvrl_r3d.depth=14,'
@@ -638,14 +641,22 @@ def test_runlocal_smoke_test_of_the_paper_recipes(name, records, tmp_path):
            'task.model.head.num_classes=5,task.train_data.num_classes=5,'
            'task.validation_data.num_classes=5,task.evaluated_label_map=,'
            'task.label_map=,task.groundtruth_csv=,task.excluded_timestamps=')
+  recipe = name.replace('cvrl_', '') + '.yaml'
   params = launch.parse_experiment(
-      name, [os.path.join(REPO_ROOT, 'experiments',
+      name, [os.path.join(REPO_ROOT, 'experiments', recipe),
+             os.path.join(REPO_ROOT, 'experiments',
                           'runlocal_detection.yaml')], paths)
+  assert params.task.train_data.num_examples > 200_000  # the recipe's
   if not params.task.random_backbone:
     _, folder = pretrained_checkpoint(str(tmp_path / 'ckpt'), 0.125,
                                       (FRAMES, 32, 32, 3))
     params.task.init_checkpoint = folder
-  launch.prepare(params, precision.Devices())
+  lines = launch.prepare(params, precision.Devices(),
+                         check_sizes=('train_data', 'validation_data'))
+  counted = params.task.train_data.num_examples
+  assert 0 < counted < 100
+  assert any(f'num_examples={counted} counted (the recipe says' in line and
+             'are explicit' in line for line in lines), lines
   params.validate()
   assert params.trainer.train_steps == 2
   task = task_factory.get_task(params.task, logging_dir=str(tmp_path))

@@ -25,7 +25,15 @@ def _clean_env(**extra):
 
 def test_when_the_settings_apply():
   argv = ['train.py', '--experiment=x']
-  assert host_malloc.decide({}, argv, '2.36') == (True, '')
+  assert host_malloc.decide({}, argv, '2.36', cpus=2) == (True, '')
+  # Unmeasured on big hosts: glibc's defaults unless asked for.
+  reexec, line = host_malloc.decide({}, argv, '2.36', cpus=96)
+  assert not reexec and 'glibc defaults on this 96-CPU host' in line
+  assert '--tune_malloc to apply' in line
+  assert host_malloc.decide({}, argv + ['--tune_malloc'], '2.36',
+                            cpus=96) == (True, '')
+  assert host_malloc.decide({}, argv + ['--list_experiments'], '2.36',
+                            cpus=2) == (False, '')
   reexec, line = host_malloc.decide({host_malloc.MARKER: '1'}, argv, '2.36')
   assert not reexec and 'glibc 2.36 tuned' in line  # the re-executed run
   assert host_malloc.decide({}, argv + ['--help'], '2.36') == (False, '')
@@ -37,7 +45,7 @@ def test_when_the_settings_apply():
       ({'MALLOC_ARENA_MAX': '4'}, argv, '2.36', 'set by MALLOC_ARENA_MAX'),
       ({'GLIBC_TUNABLES': 'glibc.malloc.x=1'}, argv, '2.36', 'GLIBC_TUNABLES'),
       ({}, argv, '', 'not glibc')):
-    reexec, line = host_malloc.decide(environ, args, glibc)
+    reexec, line = host_malloc.decide(environ, args, glibc, cpus=2)
     assert not reexec and says in line, (environ, args, line)
 
 
@@ -70,7 +78,7 @@ def _probe(*args, **env):
 
 @needs_glibc
 def test_the_process_reexecutes_once_and_reuses_freed_blocks():
-  lines, faults = _probe()
+  lines, faults = _probe('--tune_malloc')  # whatever this host's CPUs
   # One re-execution: the child says it is tuned, and it did not loop.
   assert len(lines) == 2 and 'tuned' in lines[0], lines
   assert lines[1].startswith('ARENA 1 ')
@@ -90,9 +98,18 @@ def test_the_training_command_says_what_it_did():
   """The command re-executes itself and logs it (--notune_malloc: the
   `decide` cases above; the probe above runs that path end to end)."""
   result = subprocess.run(
+      [sys.executable, '-m', 'cvrl.tools.train', '--experiment=no_such_one',
+       '--mode=train', '--model_dir=/tmp/unused', '--tune_malloc'],
+      cwd=REPO_ROOT, env=_clean_env(), capture_output=True, text=True,
+      timeout=300, check=False)
+  assert 'host malloc: glibc' in result.stderr
+  assert 'tuned for the input' in result.stderr
+  assert "--experiment='no_such_one' is not a registered" in result.stderr
+  # A listing prints the list, and nothing about malloc: no re-execution.
+  listed = subprocess.run(
       [sys.executable, '-m', 'cvrl.tools.train', '--list_experiments'],
       cwd=REPO_ROOT, env=_clean_env(), capture_output=True, text=True,
       timeout=300, check=True)
-  assert 'host malloc: glibc' in result.stderr
-  assert 'tuned for the input' in result.stderr
-  assert 'cvrl_pretrain_k600' in result.stdout
+  assert 'host malloc' not in listed.stderr
+  assert listed.stdout.splitlines()[0].startswith('cvrl_')
+  assert 'cvrl_pretrain_k600 ' in listed.stdout

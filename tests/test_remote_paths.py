@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from official.core import exp_factory
+from official.modeling.hyperparams import params_dict
 
 from cvrl import files
 from cvrl import registry_imports  # pylint: disable=unused-import  # noqa: F401
@@ -253,6 +254,11 @@ def test_an_evaluation_that_fails_keeps_the_trained_checkpoint(records,  # noqa:
   assert os.path.exists(os.path.join(model_dir, 'ckpt-3.index'))
 
 
+def _read(path):
+  with files.open_file(path) as f:
+    return f.read()
+
+
 def _shard_bytes(folder):
   out = {}
   for path in sorted(tf.io.gfile.glob(f'{folder}/*.tfrecord')):
@@ -298,7 +304,44 @@ def test_conversion_reads_and_writes_a_remote_bucket(synthetic_videos,
       _records_without_source_path(str(tmp_path / 'local')))
   written = _shard_bytes('ram://bucket/records')
   assert written
-  # A rerun resumes: nothing converted again, the same bytes.
+  # A rerun resumes: nothing converted again, the same bytes; the files it
+  # writes again (manifest, label map) hold one copy, as on gs://.
+  manifest = _read('ram://bucket/records/manifest.jsonl')
   rerun = convert(remote, 'ram://bucket/records')
   assert rerun['counts'] == result['counts']
   assert _shard_bytes('ram://bucket/records') == written
+  assert _read('ram://bucket/records/manifest.jsonl') == manifest
+  assert _read('ram://bucket/records/label_map.txt') == ''.join(
+      f'{name}\n' for name in labels)
+
+
+def test_the_ram_helper_replaces_a_rewritten_file_as_gs_does():
+  """conftest.ram_rewrites_replace: without it ram:// appends."""
+  path = 'ram://rewrite/file.txt'
+  for text in ('first\n', 'second\n'):
+    with tf.io.gfile.GFile(path, 'w') as f:
+      f.write(text)
+  assert _read(path) == 'second\n'
+  tf.io.gfile.copy(path, 'ram://rewrite/copy.txt', overwrite=True)
+  tf.io.gfile.copy(path, 'ram://rewrite/copy.txt', overwrite=True)
+  assert _read('ram://rewrite/copy.txt') == 'second\n'
+
+
+def test_a_resumed_run_rewrites_its_remote_params_yaml(remote_runs):
+  """The same pretraining run again with one more step, on ram://: it
+  resumes at step 2 and params.yaml says what this run used."""
+  pretrain = exp_factory.get_exp_config('cvrl_pretrain_demo')
+  pretrain.task.image_summary_clips = 0
+  data = f'{remote_runs}/records'
+  pretrain.task.train_data.input_path = f'{data}/train/train-*.tfrecord'
+  pretrain.task.validation_data.input_path = f'{data}/val/val-*.tfrecord'
+  params = _tiny_video_task(pretrain)
+  params.trainer.train_steps = 3
+  train.run_experiment(params, 'train', f'{remote_runs}/pretrain', CPU)
+  assert tf.io.gfile.exists(f'{remote_runs}/pretrain/ckpt-3.index')
+  written = params_dict.read_yaml_to_params_dict(
+      f'{remote_runs}/pretrain/params.yaml').as_dict()
+  assert written['trainer']['train_steps'] == 3
+  assert written['task']['train_data']['start_step'] == 2
+  assert _read(f'{remote_runs}/pretrain/params.yaml').count(
+      'trainer:') == 1

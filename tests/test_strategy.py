@@ -70,6 +70,22 @@ def test_tpu_without_address_runs_on_the_gpus_not_the_cpu():
   assert "'tpu' without --tpu" in line
 
 
+def test_a_tpu_host_run_without_tpu_says_so_and_computes_on_the_cpu():
+  """A Cloud TPU VM shows its TPU devices; without --tpu the job runs on the
+  CPU in float32, and the strategy line warns naming the flag."""
+  params = exp_factory.get_exp_config('cvrl_pretrain_k400')
+  lines = launch.prepare(params, precision.Devices(unused_tpus=4),
+                         tf_config='')
+  text = '\n'.join(lines)
+  assert params.runtime.distribution_strategy == 'one_device'
+  assert 'WARNING: 4 TPU device(s) visible but not used: give --tpu=local' in (
+      text)
+  assert params.runtime.mixed_precision_dtype == 'float32'
+  params = exp_factory.get_exp_config('cvrl_pretrain_k400')
+  text = '\n'.join(launch.prepare(params, CPU, tf_config=''))
+  assert 'TPU device' not in text
+
+
 def test_explicit_cpu_strategy_on_a_gpu_machine_warns_and_computes_float32():
   params = exp_factory.get_exp_config('cvrl_pretrain_k400')
   params.runtime.distribution_strategy = 'mirrored'

@@ -133,3 +133,24 @@ print('ok')
                           capture_output=True, text=True, timeout=300,
                           check=False)
   assert result.stdout.strip().endswith('ok'), result.stderr[-3000:]
+
+
+def test_the_strategy_in_scope_decides_over_the_devices_the_host_shows(
+    monkeypatch):
+  """A TPU VM run without --tpu: the host lists TPU devices, the job's
+  strategy computes on the CPU, so the stem is built as taps, as the
+  strategy and the precision decide (cvrl.configs.strategy)."""
+  real = tf.config.list_physical_devices
+
+  def with_a_tpu(kind=None):
+    found = real(kind)
+    if kind == 'TPU':
+      return [tf.config.PhysicalDevice('/physical_device:TPU:0', 'TPU')]
+    return found
+  monkeypatch.setattr(tf.config, 'list_physical_devices', with_a_tpu)
+  assert tap_conv3d.accelerator_visible()  # no strategy: the host's TPU
+  with tf.distribute.OneDeviceStrategy('/cpu:0').scope():
+    assert not tap_conv3d.accelerator_visible()
+    stem = r3d.build_r3d(modeling_cfg.R3DConfig(
+        depth=14, width_multiplier=0.25)).get_layer('stem_conv')
+    assert isinstance(stem, tap_conv3d.TapConv3D)

@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from cvrl.eval import reports
@@ -96,3 +98,90 @@ def test_tensorboard_tags_and_resume_replays_exactly(synthetic_records, tmp_path
                                scalars['contrastive_loss'][step], rtol=1e-4)
     np.testing.assert_allclose(resumed['training_loss'][step],
                                scalars['training_loss'][step], rtol=1e-4)
+
+
+def _backbone_weights(prefix):
+  reader = tf.train.load_checkpoint(prefix)
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if k.startswith('backbone/') and '.OPTIMIZER_SLOT' not in k}
+
+
+def _assert_same_weights(a, b):
+  wa, wb = _backbone_weights(a), _backbone_weights(b)
+  assert wa.keys() == wb.keys() and len(wa) > 10
+  for key, value in wa.items():
+    np.testing.assert_allclose(wb[key], value, rtol=1e-4, atol=1e-6,
+                               err_msg=key)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(synthetic_records, tmp_path_factory):
+  """Six steps, no interruption: the reference weights."""
+  clean = tmp_path_factory.mktemp('uninterrupted')
+  _run(_command(synthetic_records, clean, 6))
+  return clean
+
+
+def test_sigterm_saves_the_step_reached_and_the_rerun_ends_as_if_uninterrupted(
+    synthetic_records, uninterrupted, tmp_path):
+  """A preemption between interval checkpoints (every 100 steps here):
+  the job finishes its step, saves it, says so and exits 0 well within the
+  30 s a cloud VM gives; the same command then resumes there, and the final
+  weights are those of the run that was never stopped."""
+  model_dir = tmp_path / 'preempted'
+  command = _command(synthetic_records, model_dir, 6,
+                     'trainer.checkpoint_interval=100')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
+  proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  for line in proc.stdout:  # progress lines, one a step
+    if line.startswith('progress: step 2/6'):
+      break
+  sent = time.time()
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=60)
+  took = time.time() - sent
+  assert proc.returncode == 0, err[-3000:]
+  assert took < 30, took
+  stopped = re.search(r'train: stopped by SIGTERM at step (\d+); saved (\S+)'
+                      r'\. Run the same command to resume', err)
+  assert stopped, err[-3000:]
+  step = int(stopped.group(1))
+  assert 2 <= step < 6
+  assert os.path.exists(f'{model_dir}/ckpt-{step}.index')
+  assert not glob.glob(f'{model_dir}/ckpt-6.*')
+  assert 'SIGTERM received: finishing the current step' in err
+  result = _run(command)
+  assert f'resuming at step {step}' in result.stderr
+  _assert_same_weights(f'{uninterrupted}/ckpt-6', f'{model_dir}/ckpt-6')
+
+
+def test_a_damaged_last_checkpoint_is_named_and_an_older_one_resumed(
+    synthetic_records, uninterrupted, tmp_path):
+  """ckpt-6 cut short (a write interrupted): the rerun names it, resumes
+  from the interval checkpoint before it saying which steps are trained
+  again, and ends with the uninterrupted weights; with every checkpoint
+  damaged it stops in one line."""
+  model_dir = tmp_path / 'damaged'
+  shutil.copytree(uninterrupted, model_dir)
+  older = max(int(re.search(r'ckpt-(\d+)\.index$', p).group(1))
+              for p in glob.glob(f'{model_dir}/ckpt-*.index')
+              if not p.endswith('ckpt-6.index'))
+  data = model_dir / 'ckpt-6.data-00000-of-00001'
+  data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+  result = _run(_command(synthetic_records, model_dir, 6))
+  assert f'resume: {model_dir}/ckpt-6 cannot be read' in result.stderr
+  assert (f'resume: WARNING: resuming from {model_dir}/ckpt-{older}, the '
+          f'newest readable checkpoint, at step {older} (steps {older + 1}-6 '
+          'are trained again)') in result.stderr
+  assert f'resuming at step {older}' in result.stderr
+  _assert_same_weights(f'{uninterrupted}/ckpt-6', f'{model_dir}/ckpt-6')
+  for prefix in glob.glob(f'{model_dir}/ckpt-*.index'):
+    data = prefix.replace('.index', '.data-00000-of-00001')
+    with open(data, 'r+b') as f:
+      f.truncate(100)
+  failed = _run(_command(synthetic_records, model_dir, 7), check=False)
+  assert failed.returncode == 1
+  assert 'train: error: --model_dir: ' in failed.stderr
+  assert 'no checkpoint can be read' in failed.stderr
+  assert 'Traceback' not in failed.stderr

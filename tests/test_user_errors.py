@@ -90,3 +90,22 @@ def test_training_prints_progress_and_writes_it(tmp_path):
   scalars = reports.read_scalars(str(tmp_path))
   assert scalars['progress_percent'][50] == pytest.approx(50.0)
   assert scalars['eta_seconds'][50] == pytest.approx(20.0)
+
+
+def test_progress_after_a_resume_counts_from_the_restored_step(tmp_path):
+  """The action is made before Orbit restores the checkpoint (the global
+  step still reads 0); resumed at step 150,000 of 200,000 at 0.3 s a step
+  of 16, the first loop of 1,000 steps must say 53 examples/s and 4h05m
+  left, not 2.4M examples/s and minutes."""
+  step = tf.Variable(0, dtype=tf.int64)
+  times = iter([0.0, 300.0])
+  lines = []
+  action = train_actions.ExamplesPerSecond(
+      step, 16, str(tmp_path), clock=lambda: next(times),
+      total_steps=200_000, start_step=150_000,
+      printer=lambda line, flush: lines.append(line))
+  step.assign(150_000)  # what the controller's restore does
+  step.assign(151_000)
+  action()
+  assert lines == ['progress: step 151000/200000 (75.5%), 53.3 examples/s, '
+                   'ETA 4h05m00s']

@@ -88,6 +88,10 @@ _OVERWRITE = flags.DEFINE_bool(
     'overwrite', False, 'Convert into an --output_dir that holds a '
     'conversion of other annotations or options (shards whose inputs are '
     'unchanged are kept); without it such a rerun is refused.')
+_RETRY_FAILED = flags.DEFINE_bool(
+    'retry_failed', False, 'Convert again the keyframes an earlier run of '
+    'this job could not convert (a plain rerun keeps finished shards, '
+    'retrying only those whose movie file appeared or changed).')
 
 PROBLEMS_FILE = 'annotation_problems.csv'
 LABEL_MAP_FILE = 'label_map.pbtxt'
@@ -167,7 +171,9 @@ def main(argv):
                         _WORKERS.value or os.cpu_count() or 1, beam_args,
                         ava_keyframes.convert_chunk,
                         ava_keyframes.encode_chunk, unit='movie chunks',
-                        record=record, overwrite=_OVERWRITE.value)
+                        record=record, overwrite=_OVERWRITE.value,
+                        retry_failed=_RETRY_FAILED.value,
+                        failure_fn=ava_keyframes.failed_chunk)
     # After the rerun check: a refused rerun changes nothing in the folder.
     tf.io.gfile.copy(label_map, os.path.join(output_dir, LABEL_MAP_FILE),
                      overwrite=True)

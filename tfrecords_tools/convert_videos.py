@@ -31,10 +31,14 @@ follow, with Beam's `--runner` spelled `--beam_runner`:
 
 Output in --output_dir: `{split}-{i:05d}-of-{n:05d}.tfrecord`, `label_map.txt`,
 `manifest.jsonl` (one row per video with its status), `conversion.json`.
-Bad videos are counted in the manifest and the summary, never fatal. Killing
-the job and running the same command again finishes it with byte-identical
-output. Exit status is non-zero only for a usage error or when no video at all
-was converted.
+Bad videos are counted in the manifest and the summary, never fatal; a
+video whose conversion process dies (OOM, a codec crash) is retried alone
+and, if it dies again, recorded as `worker_died`. Killing the job and
+running the same command again finishes it with byte-identical output,
+keeping finished shards (their failed videos too, unless a missing file
+appeared or a file changed since; --retry_failed converts them again).
+Exit status is non-zero for a usage error (2), when no video at all was
+converted (1), or with --strict when any video failed (3).
 """
 
 import os
@@ -113,6 +117,13 @@ _OVERWRITE = flags.DEFINE_bool(
     'overwrite', False, 'Convert into an --output_dir that holds a '
     'conversion of other videos, labels or options (shards whose inputs are '
     'unchanged are kept); without it such a rerun is refused.')
+_RETRY_FAILED = flags.DEFINE_bool(
+    'retry_failed', False, 'Convert again the videos an earlier run of this '
+    'job could not convert (a plain rerun keeps finished shards, retrying '
+    'only failed videos whose file appeared or changed).')
+_STRICT = flags.DEFINE_bool(
+    'strict', False, 'Exit with status 3 when any video could not be '
+    'converted (the shards and manifest are written all the same).')
 _CSV_HEADER = flags.DEFINE_enum(
     'csv_header', 'auto', list(sources.CSV_HEADER),
     'Whether the first row of a path,label CSV names the columns; auto: a '
@@ -157,7 +168,8 @@ def main(argv):
     result = job.convert(
         tasks, _OUTPUT_DIR.value, labels, options, _NUM_SHARDS.value,
         runner=_RUNNER.value, workers=_WORKERS.value or os.cpu_count() or 1,
-        beam_args=beam_args, overwrite=_OVERWRITE.value)
+        beam_args=beam_args, overwrite=_OVERWRITE.value,
+        retry_failed=_RETRY_FAILED.value)
   except (job.UsageError, sources.SourceError,
           rerun.RerunError) + files.FILE_ERRORS as e:
     print(f'convert_videos: error: {e}', file=sys.stderr)
@@ -171,6 +183,11 @@ def main(argv):
   if result['counts'][decoder.OK] == 0:
     print('convert_videos: error: no video was converted', file=sys.stderr)
     return 1
+  failed = len(result['rows']) - result['counts'][decoder.OK]
+  if _STRICT.value and failed:
+    print(f'convert_videos: error: --strict: {failed} videos were not '
+          'converted (see the manifest)', file=sys.stderr)
+    return 3
   return 0
 
 

@@ -10,6 +10,14 @@ stored size and frame count. A truncated or corrupt file, an unparsable record
 or a bad frame is reported with its shard and record index, and the exit
 status is then 1.
 
+Records made by other tools (Model Garden's or DMVR's converters) carry no
+record index; `--write_index` counts their records once, from the length
+headers, and writes `record_index.json` into each folder, so that training
+jobs read the counts instead of scanning (`cvrl.data.record_index`):
+
+  python -m tfrecords_tools.inspect_tfrecords \
+      --input_path='gs://BUCKET/k400/dmvr/train-*' --write_index
+
 AVA keyframe records of `convert_ava` (boxes and proposals per keyframe,
 actions per box, one keyframe drawn with its boxes as a PNG):
 
@@ -25,6 +33,8 @@ from absl import flags
 import tensorflow as tf
 
 from cvrl.data import ava_files
+from cvrl.data import record_index
+from cvrl.data import video_sources
 from tfrecords_tools.datasets import ava_inspection
 from tfrecords_tools.datasets import inspection
 from cvrl.tools import cli
@@ -41,6 +51,23 @@ _DRAW_KEYFRAME = flags.DEFINE_string(
     'draw_keyframe', None, '--ava: write a keyframe with its boxes here (PNG).')
 _DRAW_INDEX = flags.DEFINE_integer(
     'draw_index', 0, '--ava: which record (in file order) to draw.')
+_WRITE_INDEX = flags.DEFINE_bool(
+    'write_index', False, 'Count the records from their headers and write '
+    'record_index.json into each folder (then stop).')
+
+
+def write_index(files) -> int:
+  """--write_index: header counts of `files` into their folders' indexes."""
+  try:
+    counted = dict(zip(files, map(video_sources.count_records, files)))
+  except video_sources.InputError as e:
+    print(f'inspect_tfrecords: error: {e}', file=sys.stderr)
+    return 1
+  for path in record_index.index_folders(files, counted):
+    print(f'inspect_tfrecords: wrote {path}')
+  print(f'inspect_tfrecords: {sum(counted.values())} records in '
+        f'{len(files)} files')
+  return 0
 
 
 def main(argv):
@@ -52,6 +79,8 @@ def main(argv):
     print(f'inspect_tfrecords: error: no file matches {_INPUT_PATH.value!r}',
           file=sys.stderr)
     return 2
+  if _WRITE_INDEX.value:
+    return write_index(files)
   if not _AVA.value:
     report = inspection.inspect_files(files, _VERIFY.value)
     print(report.format())

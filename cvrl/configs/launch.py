@@ -21,6 +21,7 @@ used. It returns the lines to log.
 """
 
 import difflib
+import json
 import os
 import re
 from typing import List, Optional, Sequence
@@ -128,7 +129,7 @@ def prepare(params: cfg.ExperimentConfig,
             devices: Optional[precision.Devices] = None,
             check_sizes: Sequence[str] = (),
             tf_config: Optional[str] = None,
-            training: bool = True) -> List[str]:
+            training: bool = True, model_dir: str = '') -> List[str]:
   """Derives the sizes, schedule, strategy and precision in place; logs and
   returns them.
 
@@ -138,6 +139,9 @@ def prepare(params: cfg.ExperimentConfig,
   training input with num_examples <= 0 is always counted. tf_config: the
   TF_CONFIG of a multi-worker job (default: the environment's). training:
   False for jobs that only run the model (feature export): no schedule.
+  model_dir: a training job's; its record_counts.json shares the counts
+  between the workers of a multi-worker job (the chief counts) and with
+  restarts (`dataset_size.SharedCounts`).
   """
   if devices is None:
     devices = precision.local_devices(params.runtime.tpu)
@@ -151,7 +155,9 @@ def prepare(params: cfg.ExperimentConfig,
     sections.insert(0, 'train_data')
   lines = dataset_size.resolve_num_classes(params, required=training)
   if training:
-    lines.extend(dataset_size.check(params, sections))
+    shared = (dataset_size.SharedCounts(model_dir, is_chief(tf_config))
+              if model_dir else None)
+    lines.extend(dataset_size.check(params, sections, shared=shared))
     derived = schedule.derive(params)
     lines.extend(schedule.describe(derived, params).split('\n'))
   choice, line = strategy.apply(params, devices, tf_config)
@@ -162,6 +168,23 @@ def prepare(params: cfg.ExperimentConfig,
   for line in lines:
     logging.info('%s', line)
   return lines
+
+
+def is_chief(tf_config: Optional[str]) -> bool:
+  """Whether this process is a multi-worker job's chief: TF_CONFIG's task
+  is 'chief', or worker 0 of a cluster without one (one process: yes)."""
+  if not tf_config:
+    return True
+  try:
+    config = json.loads(tf_config)
+  except ValueError as e:
+    raise base.ConfigError(f'TF_CONFIG={tf_config!r}: not JSON ({e})') from e
+  task = config.get('task') or {}
+  kind, index = task.get('type', 'worker'), int(task.get('index', 0))
+  if kind == 'chief':
+    return True
+  return (kind == 'worker' and index == 0 and
+          'chief' not in (config.get('cluster') or {}))
 
 
 def resolve_augment_on(params: cfg.ExperimentConfig,

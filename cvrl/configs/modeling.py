@@ -19,6 +19,8 @@ BLOCK_COUNTS = {
     200: (3, 24, 36, 3),
 }
 
+INPUT_FRAMES = ('rgb', 'difference', 'rgb_and_difference')
+
 
 @dataclasses.dataclass
 class R3DConfig(hyperparams.Config):
@@ -43,7 +45,9 @@ class R3DConfig(hyperparams.Config):
   # (Tao et al., "Rethinking Motion Representation: Residual Frames with 3D
   # ConvNets", 2020; a view of IIC, Tao et al., ACM MM 2020). Off ('rgb') in
   # every paper recipe; it is part of the encoder, so pretraining, feature
-  # export and evaluation all see the same input.
+  # export and evaluation all see the same input. 'rgb_and_difference': the
+  # frame x[t+1] and the residual side by side (6 channels, T - 1 frames),
+  # motion and appearance both (studies/learning_under_nuisance).
   input_frames: str = 'rgb'
 
   @property
@@ -58,9 +62,9 @@ class R3DConfig(hyperparams.Config):
                self.width_multiplier, '> 0')
     base.check(self.res5_dilation in (1, 2), f'{prefix}.res5_dilation',
                self.res5_dilation, '1 (classification) or 2 (detection)')
-    base.check(self.input_frames in ('rgb', 'difference'),
+    base.check(self.input_frames in INPUT_FRAMES,
                f'{prefix}.input_frames', self.input_frames,
-               "'rgb' or 'difference'")
+               f'one of {INPUT_FRAMES}')
     base.check(len(self.stage_temporal_kernels) == 4,
                f'{prefix}.stage_temporal_kernels',
                self.stage_temporal_kernels, '4 values (res2..res5)')

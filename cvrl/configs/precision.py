@@ -34,6 +34,9 @@ class Devices:
   neither (CPU)."""
   tpu: bool = False
   gpu_capabilities: Tuple[Tuple[int, int], ...] = ()
+  # TPU devices this host shows although no TPU was named (--tpu): the job
+  # does not use them (the strategy warns).
+  unused_tpus: int = 0
 
   @property
   def kind(self) -> str:
@@ -46,11 +49,13 @@ def local_devices(tpu_address: Optional[str]) -> Devices:
   """The devices of this job: a TPU if one is named, else the local GPUs."""
   if tpu_address:
     return Devices(tpu=True)
+  unused_tpus = len(tf.config.list_physical_devices('TPU'))
   capabilities = []
   for gpu in tf.config.list_physical_devices('GPU'):
     details = tf.config.experimental.get_device_details(gpu)
     capabilities.append(tuple(details.get('compute_capability', (0, 0))))
-  return Devices(gpu_capabilities=tuple(capabilities))
+  return Devices(gpu_capabilities=tuple(capabilities),
+                 unused_tpus=unused_tpus)
 
 
 def resolve(requested: Optional[str], devices: Devices) -> Tuple[str, str]:

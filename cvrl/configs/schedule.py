@@ -19,9 +19,12 @@ epoch are not floored: 1% of K400 (2,355 videos) at batch 1024 trains 230
 steps for 100 epochs, not 200 (87 epochs).
 
 An explicit `trainer.train_steps` > 0 wins over epochs: the decay ends at
-it and the warmup keeps the recipe's share of the run (warmup_epochs /
-epochs of train_steps), so a short smoke test is not all warmup. An interval
-is taken from its epochs field only when that is > 0.
+it and the warmup (and a stepwise schedule's steps down) keep the recipe's
+share of the run (warmup_epochs / epochs of train_steps), so a short smoke
+test is not all warmup. An interval is taken from its epochs field only
+when that is > 0. A run whose steps, warmup, decay and intervals are all
+explicit does not depend on the dataset's size (`depends_on_size`): a
+smoke test on a few records of a Kinetics recipe.
 """
 
 import dataclasses
@@ -50,6 +53,17 @@ class TrainerConfig(cfg.TrainerConfig):
   # Epochs at which a 'stepwise' learning rate steps down (detection's 1x
   # schedule: 8, 11); one fewer than the schedule's values.
   decay_epochs: Tuple[float, ...] = ()
+
+
+def depends_on_size(params: cfg.ExperimentConfig) -> bool:
+  """Whether `derive` uses task.train_data.num_examples: epochs and no
+  explicit train_steps, or an interval given in epochs."""
+  trainer = params.trainer
+  if not getattr(trainer, 'epochs', 0.0):
+    return False
+  return (trainer.train_steps <= 0 or
+          getattr(trainer, 'checkpoint_epochs', 0.0) > 0 or
+          getattr(trainer, 'validation_epochs', 0.0) > 0)
 
 
 def _round_to_loop(steps: int, loop: int) -> int:
@@ -90,7 +104,8 @@ def derive(params: cfg.ExperimentConfig) -> Dict[str, float]:
   trainer.train_steps = total
   _size_learning_rate(trainer.optimizer_config, total, warmup)
   if trainer.optimizer_config.learning_rate.type == 'stepwise':
-    _size_steps(trainer, steps_per_epoch, total)
+    _size_steps(trainer, total / epochs if explicit_steps else
+                steps_per_epoch, total)
 
   loop = max(1, min(trainer.steps_per_loop, total))
   for field in ('checkpoint', 'validation'):

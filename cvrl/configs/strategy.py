@@ -10,7 +10,9 @@ resolved when the job starts (`cvrl.configs.launch.prepare`):
   GPUs visible                      'mirrored' over all of them
   neither                           'one_device' on the CPU
 
-An explicit strategy is kept, with two mistakes caught: 'tpu' without --tpu
+TPU devices visible on a host run without --tpu (a Cloud TPU VM) are not
+used: the job says so in a warning naming --tpu=local. An explicit strategy
+is kept, with two mistakes caught: 'tpu' without --tpu
 runs as 'auto' would (with a warning), and a strategy left on the CPU
 (num_gpus 0) on a machine with GPUs gets a warning naming
 `runtime.num_gpus`. The resolved name, GPU count and the devices the
@@ -103,6 +105,10 @@ def resolve(runtime, machine: precision.Devices,
         "machine's %s instead (give --tpu=NAME, or --tpu=local on a Cloud TPU "
         'VM, to use a TPU)', f'{gpus} GPU(s)' if gpus else 'CPU')
     requested, why = AUTO, "'tpu' without --tpu, resolved as auto"
+  if machine.unused_tpus:
+    why += (f'; WARNING: {machine.unused_tpus} TPU device(s) visible but '
+            'not used: give --tpu=local (on a Cloud TPU VM) or --tpu=NAME to '
+            'train on them')
   if requested == AUTO:
     workers = tf_config_workers(tf_config)
     if workers > 1:

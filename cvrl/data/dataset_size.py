@@ -13,12 +13,25 @@ counted from their length headers (no decoding), and
                                  override, unless check_num_examples=false
                                  (a deliberately partial epoch)
 
-Counting reads 8 bytes per record, one small read per record on gs://; the
-counts are cached per file (path, size, modification time) in
-$CVRL_CACHE_DIR or ~/.cache/cvrl, so a rerun of a job does not rescan.
+Where the counts come from (`count_files`), first found first:
+
+  1. this process: the job start's counts, reused by the input pipelines;
+  2. the job's own counts, <model_dir>/record_counts.json: written by the
+     job start (the chief's, on a multi-worker job), read by restarts and
+     by the other workers, who wait for the chief's rather than count;
+  3. the folders' record indexes (`record_index`, written by the
+     converters): one small read per folder and a stat per file;
+  4. this host's cache, $CVRL_CACHE_DIR or ~/.cache/cvrl;
+  5. a header scan of what is left (records made by other tools): 8 bytes
+     read per record, logged with how many files and how long it took
+     (`inspect_tfrecords --write_index` indexes such a folder once).
+
+Entries of 2 and 4 are used while the file's size and modification time
+are unchanged, index entries while its size is.
 """
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import time
@@ -29,7 +42,9 @@ import tensorflow as tf
 
 from cvrl import files
 from cvrl.configs import base
+from cvrl.configs import schedule
 from cvrl.data import ava_files
+from cvrl.data import record_index
 from cvrl.data import video_sources
 
 # How far a configured size may be from the count before the job stops.
@@ -61,33 +76,123 @@ def _write_cache(path: str, cache: Dict[str, list]) -> None:
     logging.warning('record counts not cached in %s: %s', path, e)
 
 
+# This process's counts: {path: [bytes, mtime, records]} (the module doc, 1).
+_MEMO: Dict[str, list] = {}
+SHARED_FILE = 'record_counts.json'
+
+
+@dataclasses.dataclass
+class SharedCounts:
+  """The job's counts in its model dir (the module doc, 2). The chief
+  counts and writes them; another worker waits up to `wait_s` for the
+  chief's, then counts itself (with a warning)."""
+  model_dir: str
+  is_chief: bool = True
+  wait_s: float = 3600.0
+  poll_s: float = 1.0
+
+  @property
+  def path(self) -> str:
+    return os.path.join(self.model_dir, SHARED_FILE)
+
+  def read(self) -> Dict[str, list]:
+    return _read_cache(self.path)
+
+  def write(self, entries: Dict[str, list]) -> None:
+    _write_cache(self.path, {**self.read(), **entries})
+
+
+def _stamp(path: str) -> List[int]:
+  stat = tf.io.gfile.stat(path)
+  return [int(stat.length), int(stat.mtime_nsec)]
+
+
+def _matching(entries: Dict[str, list], stamps: Dict[str, List[int]]
+              ) -> Dict[str, int]:
+  return {f: entries[f][2] for f, s in stamps.items()
+          if f in entries and list(entries[f][:2]) == s}
+
+
 def count_files(files: Sequence[str],
-                cache_path: Optional[str] = None) -> List[int]:
-  """Records in each file, from the cache where the file is unchanged."""
+                cache_path: Optional[str] = None,
+                shared: Optional[SharedCounts] = None,
+                trust_process: bool = False) -> List[int]:
+  """Records in each file (see the module doc for where from).
+
+  trust_process: take this process's earlier counts without looking at the
+  files again (the input pipelines, right after the job start counted)."""
+  known = ({f: _MEMO[f][2] for f in files if f in _MEMO} if trust_process
+           else {})
+  todo = sorted({f for f in files if f not in known})
+  if not todo:
+    return [known[f] for f in files]
+  start = time.time()
+  # Threads: on gs:// every stat is a small remote call.
+  with concurrent.futures.ThreadPoolExecutor(32) as pool:
+    stamps = dict(zip(todo, pool.map(_stamp, todo)))
+  sources = {}
+
+  def take(name, found):
+    found = {f: n for f, n in found.items() if f not in known}
+    known.update(found)
+    sources[name] = len(found)
+  take('this process', _matching(_MEMO, stamps))
+  if shared is not None:
+    take('the job\'s counts', _matching(shared.read(), stamps))
+  rest = [f for f in todo if f not in known]
+  if rest:
+    take('record indexes', record_index.counts(
+        rest, {f: stamps[f][0] for f in rest})[0])
   cache_path = cache_path or os.path.join(cache_dir(), _CACHE_FILE)
   cache = _read_cache(cache_path)
-
-  def stamp(path):
-    stat = tf.io.gfile.stat(path)
-    return [int(stat.length), int(stat.mtime_nsec)]
-
-  # Threads: on gs:// every stat and header is a small remote read.
-  with concurrent.futures.ThreadPoolExecutor(32) as pool:
-    stamps = list(pool.map(stamp, files))
-    todo = [i for i, (f, s) in enumerate(zip(files, stamps))
-            if cache.get(f, [None, None, None])[:2] != s]
-    counted = list(pool.map(video_sources.count_records,
-                            [files[i] for i in todo]))
-  for i, n in zip(todo, counted):
-    cache[files[i]] = stamps[i] + [n]
-  if todo:
+  take('this host\'s cache', _matching(cache, stamps))
+  rest = [f for f in todo if f not in known]
+  if rest and shared is not None and not shared.is_chief:
+    rest = _wait_for_chief(shared, rest, stamps, take, known)
+  if rest:
+    scan_start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+      scanned = dict(zip(rest, pool.map(video_sources.count_records, rest)))
+    logging.warning(
+        'record counts: scanned the headers of %d files without a record '
+        'index in %.1f s (%d records); python -m '
+        'tfrecords_tools.inspect_tfrecords --input_path=... --write_index '
+        'indexes them once', len(rest), time.time() - scan_start,
+        sum(scanned.values()))
+    take('scanned', scanned)
+    for f, n in scanned.items():
+      cache[f] = stamps[f] + [n]
     _write_cache(cache_path, cache)
-  return [cache[f][2] for f in files]
+  if shared is not None and shared.is_chief:
+    shared.write({f: stamps[f] + [known[f]] for f in todo})
+  _MEMO.update({f: stamps[f] + [known[f]] for f in todo})
+  logging.info('record counts of %d files in %.1f s: %s', len(todo),
+               time.time() - start, ', '.join(
+                   f'{n} from {name}' for name, n in sources.items() if n))
+  return [known[f] for f in files]
 
 
-def count(input_path, cache_path: Optional[str] = None) -> int:
+def _wait_for_chief(shared, rest, stamps, take, known) -> List[str]:
+  """A non-chief worker: the chief's counts of `rest`, as they appear;
+  what is still missing after `shared.wait_s`."""
+  deadline = time.time() + shared.wait_s
+  logging.info('record counts: waiting for the chief\'s %s', shared.path)
+  while rest and time.time() < deadline:
+    time.sleep(shared.poll_s)
+    take('the chief\'s counts', _matching(shared.read(),
+                                           {f: stamps[f] for f in rest}))
+    rest = [f for f in rest if f not in known]
+  if rest:
+    logging.warning('record counts: the chief wrote no counts of %d files '
+                    'in %.0f s; counting them here', len(rest), shared.wait_s)
+  return rest
+
+
+def count(input_path, cache_path: Optional[str] = None,
+          shared: Optional[SharedCounts] = None) -> int:
   """Records matching an input path (comma-separated globs)."""
-  return sum(count_files(video_sources.list_files(input_path), cache_path))
+  return sum(count_files(video_sources.list_files(input_path), cache_path,
+                         shared))
 
 
 def _sections(task, names: Sequence[str]):
@@ -99,7 +204,8 @@ def _sections(task, names: Sequence[str]):
 
 
 def check(params, sections: Sequence[str] = ('train_data',),
-          count_fn: Callable[[str], int] = count) -> List[str]:
+          count_fn: Callable[[str], int] = count,
+          shared: Optional[SharedCounts] = None) -> List[str]:
   """Counts the records of `sections` of params.task and checks or fills in
   their num_examples (see the module doc); returns lines for the log.
 
@@ -112,13 +218,18 @@ def check(params, sections: Sequence[str] = ('train_data',),
     field = f'task.{name}.num_examples'
     start = time.time()
     try:
-      counted = count_fn(data.input_path)
+      counted = (count_fn(data.input_path) if shared is None else
+                 count_fn(data.input_path, shared=shared))
     except video_sources.InputError as e:
       hint = ('; check every record with python -m '
               'tfrecords_tools.inspect_tfrecords --input_path=... --verify'
               if 'truncated' in str(e) else '')
       raise base.ConfigError(f'task.{name}.input_path: {e}{hint}') from e
     took = f'{time.time() - start:.1f} s'
+    if counted == 0:
+      raise base.ConfigError(f'task.{name}.input_path {data.input_path!r}: '
+                             'its files hold no records')
+    lines.extend(_batch_note(name, data, counted))
     configured = data.num_examples
     if configured <= 0 or not data.is_training:
       data.num_examples = counted
@@ -129,6 +240,14 @@ def check(params, sections: Sequence[str] = ('train_data',),
     if off <= TOLERANCE:
       lines.append(f'dataset: {field}={configured}, {counted} records '
                    f'counted ({off:.1%} apart, within {TOLERANCE:.0%})')
+      continue
+    if not schedule.depends_on_size(params):
+      data.num_examples = counted
+      lines.append(
+          f'dataset: {field}={counted} counted (the recipe says '
+          f'{configured}); this run\'s steps, warmup, decay and intervals '
+          f'are explicit (trainer.train_steps={params.trainer.train_steps}), '
+          'so the count does not change them')
       continue
     if getattr(data, 'check_num_examples', True):
       raise base.ConfigError(
@@ -141,6 +260,20 @@ def check(params, sections: Sequence[str] = ('train_data',),
     lines.append(f'dataset: {field}={configured} kept although {counted} '
                  f'records were counted (check_num_examples=false)')
   return lines
+
+
+def _batch_note(name: str, data, counted: int) -> List[str]:
+  """One line when a batch holds more examples than the input has records
+  (a smoke test on a few records: batches repeat them)."""
+  batch = getattr(data, 'global_batch_size', 0)
+  if batch <= counted:
+    return []
+  line = (f'dataset: task.{name}: {counted} records for a global batch of '
+          f'{batch}: ' + ('batches repeat records (fine for a smoke test, '
+                          'not for training)' if getattr(data, 'repeat', True)
+                          else 'one partial batch'))
+  logging.warning('%s', line)
+  return [line]
 
 
 # Written by tfrecords_tools.convert_videos beside its shards: one class name
@@ -160,7 +293,12 @@ def resolve_num_classes(params, required: bool = True) -> List[str]:
   if head is None or getattr(head, 'num_classes', 1) != 0 or train is None:
     return []
   try:
-    first = video_sources.list_files(train.input_path)[0]
+    listed = video_sources.list_files(train.input_path)
+    if not listed:
+      raise video_sources.InputError(
+          f'{train.input_path!r} names no file (model.head.num_classes=0 '
+          'reads the label map beside the training records)')
+    first = listed[0]
   except video_sources.InputError as e:
     if not required:
       return []

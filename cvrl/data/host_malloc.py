@@ -15,10 +15,15 @@ measure with benchmarks/input_pipeline.py).
 
 glibc reads them from the environment when the process starts, so the
 training command re-executes itself once with them set (`maybe_reexec`,
-before any work; `--notune_malloc` leaves the process as it is). Nothing is
-changed when the allocator is not glibc, when another allocator is
-preloaded (tcmalloc, jemalloc, mimalloc cache large blocks themselves), or
-when the user set glibc's MALLOC_* variables or GLIBC_TUNABLES.
+before any work). Where: by default only on hosts of at most AUTO_MAX_CPUS
+CPUs. The gain was measured on 2-core hosts only; on a 96-240 vCPU TPU or
+GPU host every tf.data thread would share one arena's lock, which nobody
+has measured, so there the default is glibc's and `--tune_malloc` opts in
+(`--notune_malloc` opts out anywhere). Nothing is changed when the
+allocator is not glibc, when another allocator is preloaded (tcmalloc,
+jemalloc, mimalloc cache large blocks themselves), or when the user set
+glibc's MALLOC_* variables or GLIBC_TUNABLES. Multi-host jobs whose input
+runs in remote tf.data servers are not reached by the re-exec at all.
 """
 
 import ctypes
@@ -36,9 +41,18 @@ SETTINGS = {
 # Set in the re-executed process: says the settings are ours.
 MARKER = 'CVRL_MALLOC_TUNED'
 _ALLOCATORS = ('tcmalloc', 'jemalloc', 'mimalloc')
-_HELP = ('--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml')
+# Arguments that run nothing worth a second start.
+_NO_RUN = ('--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml',
+           '--list_experiments', '--list_experiments=true')
 _OFF = ('--notune_malloc', '--tune_malloc=false', '--tune_malloc=False',
         '--tune_malloc=0')
+_ON = ('--tune_malloc', '--tune_malloc=true', '--tune_malloc=True',
+       '--tune_malloc=1')
+# The largest host the settings are applied on unasked: the hosts they were
+# measured on had 2 cores (docs/benchmarks.md); 4 allows a small
+# workstation's few input threads, whose contention on one arena is of the
+# same order.
+AUTO_MAX_CPUS = 4
 
 
 def glibc_version() -> str:
@@ -55,16 +69,19 @@ def glibc_version() -> str:
 
 
 def decide(environ: Mapping[str, str], argv: Sequence[str],
-           glibc: str) -> Tuple[bool, str]:
-  """(re-execute with SETTINGS?, the line to log)."""
+           glibc: str, cpus: int = 0) -> Tuple[bool, str]:
+  """(re-execute with SETTINGS?, the line to log). cpus: this host's
+  (os.cpu_count() when 0)."""
   if environ.get(MARKER):
     return False, (f'host malloc: glibc {glibc} tuned for the input '
                    '(one arena, no mmap, no trim; --notune_malloc to leave '
                    'the defaults)')
-  if any(arg in _HELP for arg in argv):
+  if any(arg in _NO_RUN for arg in argv):
     return False, ''  # nothing will run: not worth a second start
   if any(arg in _OFF for arg in argv):
     return False, 'host malloc: defaults (--notune_malloc)'
+  asked = any(arg in _ON for arg in argv)
+  cpus = cpus or os.cpu_count() or 1
   preload = environ.get('LD_PRELOAD', '')
   if any(name in preload for name in _ALLOCATORS):
     return False, f'host malloc: unchanged (LD_PRELOAD={preload})'
@@ -74,6 +91,10 @@ def decide(environ: Mapping[str, str], argv: Sequence[str],
     return False, f'host malloc: unchanged (set by {", ".join(user)})'
   if not glibc:
     return False, 'host malloc: unchanged (not glibc)'
+  if cpus > AUTO_MAX_CPUS and not asked:
+    return False, (f'host malloc: glibc defaults on this {cpus}-CPU host '
+                   f'(tuned unasked only up to {AUTO_MAX_CPUS} CPUs, where '
+                   'it was measured; --tune_malloc to apply)')
   return True, ''
 
 

@@ -13,7 +13,6 @@ are ordered by epoch (`TFRecordSource`), so a restart late in a long run
 reads at most one epoch before its first batch.
 """
 
-import concurrent.futures
 import struct
 from typing import List, Optional, Sequence, Union
 
@@ -33,11 +32,19 @@ def _patterns(input_path: Union[str, Sequence[str]]) -> List[str]:
   return list(input_path)
 
 
+# What the converters write beside the records (never records themselves):
+# a glob such as 'dir/*' matches them too.
+CONVERTER_FILES = ('label_map.txt', 'manifest.jsonl', 'conversion.json',
+                   'record_index.json', 'annotation_problems.csv')
+
+
 def list_files(input_path) -> List[str]:
-  """Sorted files matching comma-separated globs (local or gs://)."""
+  """Sorted files matching comma-separated globs (local or gs://), the
+  converters' own files beside the records left out."""
   files = []
   for pattern in _patterns(input_path):
-    matched = tf.io.gfile.glob(pattern)
+    matched = [m for m in tf.io.gfile.glob(pattern)
+               if m.rsplit('/', 1)[-1] not in CONVERTER_FILES]
     if not matched:
       raise InputError(f'input_path {pattern!r} matches no file')
     # A glob such as 'dir/*' also matches the converter's .manifest folder;
@@ -85,25 +92,43 @@ def read_records(path: tf.Tensor) -> tf.data.Dataset:
   return tf.data.TFRecordDataset(path)
 
 
+def _header_reader(path: str):
+  """A reader of `path` that reads what is asked and little more: TF's
+  buffered stream with an 8-byte buffer (GFile's is 512 KiB, refilled at
+  every seek: half a megabyte read per record header). GFile where that
+  TF-internal class is missing."""
+  try:
+    from tensorflow.python.lib.io import _pywrap_file_io  # pylint: disable=g-import-not-at-top
+    return _pywrap_file_io.BufferedInputStream(path, _RECORD_HEADER)
+  except (ImportError, AttributeError):
+    return tf.io.gfile.GFile(path, 'rb')
+
+
 def count_records(path: str) -> int:
   """Records in one TFRecord file, from their length headers only.
 
   Reads 8 bytes per record and seeks over the rest (16 bytes + the record
   read per record would be a whole epoch on Kinetics). Raises InputError
-  naming the file if it ends inside a record.
+  naming the file if it ends inside a record. Converted folders carry their
+  counts (`record_index`); this is for records made by other tools and for
+  locating a damaged record.
   """
   count, offset = 0, 0
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    size = f.size()
-    start = 0
+  size = tf.io.gfile.stat(path).length
+  reader = _header_reader(path)
+  start = 0
+  try:
     while offset < size:
       start = offset
-      f.seek(offset)
-      header = f.read(_RECORD_HEADER)
+      reader.seek(offset)
+      header = reader.read(_RECORD_HEADER)
       if len(header) < _RECORD_HEADER:
         break
       offset += _RECORD_OVERHEAD + struct.unpack('<Q', header)[0]
       count += 1
+  finally:
+    if hasattr(reader, 'close'):
+      reader.close()
   if offset != size:
     raise InputError(f'{path}: truncated TFRecord (record #{count}, whose '
                      f'length header is at byte {start}, ends past the end '
@@ -188,10 +213,14 @@ class TFRecordSource:
     return dataset
 
   def records_per_epoch(self) -> int:
-    """Records this pipeline reads per epoch (scans the files' headers)."""
+    """Records this pipeline reads per epoch: the counts of the job start
+    (`dataset_size.count_files`: in this process, the model dir's counts,
+    the folders' record indexes), scanned only where none has them."""
+    from cvrl.data import dataset_size  # pylint: disable=g-import-not-at-top
     if self._shard_files:
-      return sum(_count_all(self.files))
-    total = sum(_count_all(self._all_files))
+      return sum(dataset_size.count_files(self.files, trust_process=True))
+    total = sum(dataset_size.count_files(self._all_files,
+                                         trust_process=True))
     return len(range(self._pipeline_id, total, self._pipelines))
 
   def stream(self, first_position: int = 0, repeat: bool = True,
@@ -251,12 +280,6 @@ def _seeded_shuffle(dataset: tf.data.Dataset, size: int,
 
 # "Forever" for a repeating stream (tf.data ranges need an end).
 _MAX_EPOCHS = 2 ** 62
-
-
-def _count_all(files: Sequence[str]) -> List[int]:
-  # Threads: on gs:// each header is a small ranged read.
-  with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    return list(pool.map(count_records, files))
 
 
 def tfds_dataset(name: str, split: str, data_dir: Optional[str], *,

@@ -12,7 +12,11 @@ classification runs of `train_lib`, and `cvrl.tools.inflate_imagenet` output):
   backbone/layer_with_weights-{i}/{attribute}/.ATTRIBUTES/VARIABLE_VALUE
 
 where i counts the layers that have weights in `model.layers` order (how
-tf_keras names a functional model's children).
+tf_keras names a functional model's children). Model Garden's video_ssl
+checkpoints (the authors' released encoders, and Model Garden training
+runs) are recognised by their keys and read by `model_garden_checkpoint`,
+with the same checks. A checkpoint that cannot be read (a truncated file)
+fails naming it.
 """
 
 import os
@@ -22,6 +26,9 @@ import tensorflow as tf
 import tf_keras
 
 from official.modeling.hyperparams import params_dict
+
+from cvrl.modeling import model_garden_checkpoint
+from cvrl.modeling import r3d
 
 BACKBONE_KEY = 'backbone'
 _SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
@@ -41,7 +48,16 @@ def resolve_checkpoint(path: str) -> str:
   if latest:
     return latest
   if tf.io.gfile.isdir(path):
-    raise RestoreError(f'{path}: folder holds no checkpoint')
+    # A folder without a 'checkpoint' file (a release untarred): its one
+    # checkpoint.
+    found = tf.io.gfile.glob(os.path.join(path, '*.index'))
+    if len(found) == 1:
+      return found[0][:-len('.index')]
+    raise RestoreError(
+        f'{path}: folder holds no checkpoint' if not found else
+        f'{path}: folder holds {len(found)} checkpoints and no "checkpoint" '
+        f'file saying which is the latest; give one prefix, e.g. '
+        f'{found[0][:-len(".index")]}')
   if not tf.io.gfile.glob(path + '.index'):
     raise RestoreError(f'{path}: no such checkpoint (expected {path}.index '
                        'or a folder with a "checkpoint" file)')
@@ -103,9 +119,13 @@ def check_backbone_checkpoint(backbone: tf_keras.Model, checkpoint: str,
 
 
 def input_frames_of(backbone: tf_keras.Model) -> str:
-  """'difference' for an R3D built with residual-frame input, else 'rgb'."""
+  """The `input_frames` an R3D was built with, from its input layer's name
+  ('rgb' when it has none)."""
   names = {layer.name for layer in backbone.layers}
-  return 'difference' if 'frame_difference' in names else 'rgb'
+  for frames, layer_name in r3d.INPUT_LAYERS.items():
+    if layer_name in names:
+      return frames
+  return 'rgb'
 
 
 def _params_path(checkpoint: str) -> str:
@@ -152,12 +172,57 @@ def check_input_frames(backbone: tf_keras.Model, checkpoint: str) -> None:
         f'{wanted!r}; set task.model.backbone.cvrl_r3d.input_frames={written}')
 
 
+def checkpoint_format(checkpoint: str) -> str:
+  """'model_garden' (video_ssl's ResNet3D) or 'cvrl' (this project's), from
+  the checkpoint's keys; RestoreError naming the file if it is unreadable."""
+  try:
+    root = model_garden_checkpoint.backbone_root(checkpoint)
+  except (tf.errors.OpError, ValueError) as e:
+    raise RestoreError(f'{checkpoint}: cannot be read ({_first_line(e)})'
+                       ) from e
+  return 'cvrl' if root is None else 'model_garden'
+
+
+def _first_line(error: Exception) -> str:
+  text = getattr(error, 'message', None) or str(error)
+  return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def read_checkpoint(checkpoint: str, read_fn):
+  """read_fn() (a restore from `checkpoint`), with a damaged file (cut
+  short, or not a checkpoint) said in one line naming it."""
+  try:
+    return read_fn()
+  except (tf.errors.OpError, IndexError, ValueError) as e:
+    if isinstance(e, RestoreError):
+      raise
+    raise RestoreError(
+        f'{checkpoint}: cannot be read, the file is damaged or incomplete '
+        f'({type(e).__name__}: {_first_line(e)}); give another checkpoint') \
+        from e
+
+
 def restore_backbone(backbone: tf_keras.Model, checkpoint_path: str) -> str:
   """Checks, then restores the backbone; returns the checkpoint used."""
   checkpoint = resolve_checkpoint(checkpoint_path)
+  if checkpoint_format(checkpoint) == 'model_garden':
+    frames = input_frames_of(backbone)
+    if frames != 'rgb':
+      raise RestoreError(
+          f'{checkpoint}: a Model Garden ResNet3D checkpoint, which takes RGB '
+          f'frames; this model has input_frames={frames!r}: set '
+          'task.model.backbone.cvrl_r3d.input_frames=rgb')
+    try:
+      root = model_garden_checkpoint.backbone_root(checkpoint)
+      read_checkpoint(checkpoint, lambda: model_garden_checkpoint.restore(
+          backbone, checkpoint, root))
+    except model_garden_checkpoint.FormatError as e:
+      raise RestoreError(str(e)) from e
+    return checkpoint
   check_backbone_checkpoint(backbone, checkpoint)
   check_input_frames(backbone, checkpoint)
-  status = tf.train.Checkpoint(**{BACKBONE_KEY: backbone}).read(checkpoint)
+  status = read_checkpoint(checkpoint, lambda: tf.train.Checkpoint(
+      **{BACKBONE_KEY: backbone}).read(checkpoint))
   # The names matched above; this also catches a variable Keras tracks
   # outside `layer.weights`.
   status.expect_partial().assert_existing_objects_matched()

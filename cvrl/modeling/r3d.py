@@ -14,6 +14,7 @@ Registered with Model Garden's backbone factory as 'cvrl_r3d'.
 
 from typing import Optional
 
+import tensorflow as tf
 import tf_keras
 
 from official.vision.modeling.backbones import factory
@@ -23,6 +24,10 @@ from cvrl.modeling import tap_conv3d
 
 _STAGE_FILTERS = (64, 128, 256, 512)
 _STAGE_STRIDES = (1, 2, 2, 2)
+# The layer that turns frames into the encoder's input, by `input_frames`
+# (its name tells a built model's input: `checkpoint_restore`).
+INPUT_LAYERS = {'difference': 'frame_difference',
+                'rgb_and_difference': 'frames_and_difference'}
 
 
 class FrameDifference(tf_keras.layers.Layer):
@@ -31,6 +36,15 @@ class FrameDifference(tf_keras.layers.Layer):
 
   def call(self, clips):
     return clips[:, 1:] - clips[:, :-1]
+
+
+class FramesAndDifference(tf_keras.layers.Layer):
+  """[B, T, H, W, C] -> [B, T - 1, H, W, 2C]: x[t + 1] beside
+  x[t + 1] - x[t] on the channel axis (`input_frames: rgb_and_difference`):
+  what moves, from the residual, and what it looks like, from the frame."""
+
+  def call(self, clips):
+    return tf.concat([clips[:, 1:], clips[:, 1:] - clips[:, :-1]], axis=-1)
 
 
 def _norm(norm, name, zero_gamma=False):
@@ -143,11 +157,13 @@ def _build_resnet(ops, config, input_shape, use_sync_bn, norm_momentum,
   relu = tf_keras.layers.Activation('relu')
   inputs = tf_keras.Input(shape=input_shape, name=input_name)
   x = inputs
-  if config.input_frames == 'difference':
+  if config.input_frames != 'rgb':
     if ops is not _Layers3D:
-      raise ValueError("input_frames='difference' needs frames: the 2D twin "
-                       "takes images; use input_frames='rgb'")
-    x = FrameDifference(name='frame_difference')(x)
+      raise ValueError(f'input_frames={config.input_frames!r} needs frames: '
+                       "the 2D twin takes images; use input_frames='rgb'")
+    layer = (FrameDifference if config.input_frames == 'difference' else
+             FramesAndDifference)
+    x = layer(name=INPUT_LAYERS[config.input_frames])(x)
   x = _conv(ops, int(64 * width), (config.stem_temporal_kernel, 7, 7),
             (config.stem_temporal_stride, 2, 2), kernel_regularizer,
             'stem_conv', layer=ops.stem_conv)(x)

@@ -79,14 +79,14 @@ class TapConv3D(tf_keras.layers.Conv3D):
 
 def accelerator_visible() -> bool:
   """Whether the model is being built for a GPU or TPU (then Conv3D is
-  used as is): a local GPU or TPU, or a distribution strategy in scope
-  whose workers are GPUs or TPUs (a TPU pod's remote cores). Physical
-  devices only, so that building an encoder does not initialise the
-  runtime (a user may still set GPU memory growth or logical devices)."""
-  if any(tf.config.list_physical_devices(kind) for kind in ('GPU', 'TPU')):
-    return True
+  used as is). The distribution strategy in scope decides when there is
+  one (its workers' devices: a TPU pod's remote cores, or the CPU of a job
+  that does not use the TPU its host shows, run without --tpu); else a
+  local GPU or TPU. Physical devices only, so that building an encoder
+  does not initialise the runtime (a user may still set GPU memory growth
+  or logical devices)."""
   if tf.distribute.has_strategy():
     devices = tf.distribute.get_strategy().extended.worker_devices
     return any(tf.DeviceSpec.from_string(d).device_type in ('GPU', 'TPU')
                for d in devices)
-  return False
+  return any(tf.config.list_physical_devices(kind) for kind in ('GPU', 'TPU'))

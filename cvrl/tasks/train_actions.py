@@ -1,11 +1,13 @@
 """What the training driver adds to Orbit: a throughput summary after each
-loop, and a controller that saves before it evaluates."""
+loop, and a controller that saves before it evaluates and on preemption."""
 
 import time
 from typing import Optional
 
 import orbit
 import tensorflow as tf
+
+from cvrl.tasks import preemption
 
 
 def format_duration(seconds: float) -> str:
@@ -26,19 +28,23 @@ class ExamplesPerSecond:
 
   An orbit train action: called with the loop's outputs, it reads the
   trainer's global step. The rate is that of the last loop; the ETA is the
-  remaining steps at the mean rate since the job (re)started.
+  remaining steps at the mean rate since the job (re)started. It is made
+  before Orbit's controller restores the checkpoint (the global step then
+  still reads 0): `start_step` is the step the job resumes from.
   """
 
   def __init__(self, global_step: tf.Variable, global_batch_size: int,
                summary_dir: str, clock=time.perf_counter,
-               total_steps: int = 0, printer=print):
+               total_steps: int = 0, printer=print,
+               start_step: Optional[int] = None):
     self._step = global_step
     self._batch = global_batch_size
     self._writer = tf.summary.create_file_writer(summary_dir)
     self._clock = clock
     self._total = total_steps
     self._print = printer
-    self._last = (int(global_step.numpy()), clock())
+    start = int(global_step.numpy()) if start_step is None else start_step
+    self._last = (start, clock())
     self._first = self._last
 
   def __call__(self, unused_output=None) -> float:
@@ -77,7 +83,37 @@ class CheckpointFirstController(orbit.Controller):
   checkpoint, and a rerun retrains them and fails again. Here each training
   segment ends with a checkpoint, and an evaluation that raises is re-raised
   as EvaluationError naming the step and the saved checkpoint.
+
+  With a `preemption.Guard`, a signal stops training after the current step
+  and saves a checkpoint there (`preemption.Preempted` says which); one
+  during an evaluation stops it after its current batch.
   """
+
+  def __init__(self, *args, guard: Optional[preemption.Guard] = None,
+               **kwargs):
+    self.guard = guard
+    super().__init__(*args, **kwargs)
+
+  def train(self, steps: int, checkpoint_at_completion: bool = True):
+    try:
+      return super().train(steps, checkpoint_at_completion)
+    except preemption.Preempted as e:
+      self.save_checkpoint()
+      self._sync_on_async_checkpointing()
+      raise preemption.Preempted(
+          e.signal_name, int(self.global_step.numpy()),
+          self.checkpoint_manager.latest_checkpoint) from e
+
+  def _evaluate_unless_stopped(self, steps: int):
+    if self.guard is None:
+      return self.evaluate(steps=steps)
+    try:
+      with self.guard.stop_at_once():
+        return self.evaluate(steps=steps)
+    except preemption.Preempted as e:  # the step is saved (train above)
+      raise preemption.Preempted(
+          e.signal_name, int(self.global_step.numpy()),
+          self.checkpoint_manager.latest_checkpoint) from e
 
   def train_and_evaluate(self, train_steps: int, eval_steps: int = -1,
                          eval_interval: Optional[int] = None):
@@ -91,7 +127,9 @@ class CheckpointFirstController(orbit.Controller):
                  checkpoint_at_completion=True)
       current = int(self.global_step.numpy())
       try:
-        output = self.evaluate(steps=eval_steps)
+        output = self._evaluate_unless_stopped(eval_steps)
+      except preemption.Preempted:
+        raise
       except Exception as e:  # pylint: disable=broad-except
         saved = (self.checkpoint_manager.latest_checkpoint
                  if self.checkpoint_manager else None)

@@ -14,8 +14,19 @@ Then, anywhere with TensorFlow:
 The experiment (plus --config_file / --params_override) says the backbone,
 the clip length and the view size (its evaluation view; --size overrides);
 --checkpoint=random_init exports the randomly initialised backbone.
+
+--format=model_garden writes the backbone instead as the checkpoint format
+of the authors' release (Model Garden's video_ssl `ResNet3D`,
+OUTPUT_DIR/backbone-1), which video_ssl's linear evaluation reads
+(task.init_checkpoint=OUTPUT_DIR/backbone-1, init_checkpoint_modules:
+backbone); R3D-50/101/152 at width 1 on RGB frames:
+
+  python -m cvrl.tools.export_model --experiment=cvrl_linear_eval_k600 \
+      --checkpoint=gs://BUCKET/cvrl/pretrain_k600 --format=model_garden \
+      --output_dir=gs://BUCKET/cvrl/pretrain_k600_model_garden
 """
 
+import os
 import sys
 
 from absl import app
@@ -28,6 +39,7 @@ from cvrl.configs import base
 from cvrl.configs import launch
 from cvrl.eval import saved_model
 from cvrl.modeling import checkpoint_restore
+from cvrl.modeling import model_garden_checkpoint
 from cvrl.tools import cli
 
 _CHECKPOINT = flags.DEFINE_string(
@@ -37,6 +49,11 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', None,
                                   'Folder of the SavedModel to write.')
 _WITH_HEAD = flags.DEFINE_bool('with_head', False,
                                'Include a classification run\'s head.')
+_FORMAT = flags.DEFINE_enum(
+    'format', 'saved_model', ['saved_model', 'model_garden'],
+    'saved_model: a SavedModel taking uint8 clips; model_garden: the '
+    'backbone as a checkpoint of Model Garden\'s video_ssl ResNet3D (the '
+    'released encoders\' format), OUTPUT_DIR/backbone-1.')
 _SIZE = flags.DEFINE_integer('size', 0, 'Height and width of the clips (0: '
                              'the experiment\'s evaluation view size).')
 
@@ -49,8 +66,17 @@ def main(argv):
   try:
     params = launch.parse_flags(flags.FLAGS)
     launch.prepare(params, training=False)
+    if _FORMAT.value == 'model_garden' and _WITH_HEAD.value:
+      raise ValueError('--with_head: the model_garden format holds the '
+                       'backbone only')
     encoder = saved_model.build_encoder(params, _CHECKPOINT.value,
                                         _WITH_HEAD.value, _SIZE.value)
+    if _FORMAT.value == 'model_garden':
+      written = model_garden_checkpoint.save(
+          encoder.backbone, os.path.join(_OUTPUT_DIR.value, 'backbone-1'))
+      print(f'export_model: {written}: Model Garden ResNet3D checkpoint '
+            '(tf.train.Checkpoint(backbone=...)); frames in [0, 1]')
+      return 0
     saved_model.export(encoder, _OUTPUT_DIR.value)
   except (checkpoint_restore.RestoreError, base.ConfigError,
           ValueError) as e:

@@ -21,8 +21,13 @@ evaluation that fails loses no training (the error names the checkpoint).
 Resuming: running the same command again restores the last checkpoint in
 --model_dir, and the input pipeline starts at that step with exactly the
 batches an uninterrupted run would see (stateless, position-keyed input).
+A last checkpoint that cannot be read is named and the newest readable one
+is used (`cvrl.tasks.resume`). SIGTERM or Ctrl-C stops after the current
+step with a checkpoint (`cvrl.tasks.preemption`).
 """
 
+import contextlib
+import functools
 import os
 import sys
 from typing import Optional
@@ -54,18 +59,12 @@ from cvrl.configs import launch
 from cvrl.configs import precision
 from cvrl.configs import strategy
 from cvrl.data import video_sources
+from cvrl.tasks import preemption
+from cvrl.tasks import resume
 from cvrl.tasks import train_actions
 from cvrl.tools import cli
 
 FLAGS = flags.FLAGS
-
-
-def resume_step(model_dir: str) -> int:
-  """Global step of the latest checkpoint in model_dir, 0 if none."""
-  latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
-  if not latest:
-    return 0
-  return int(train_utils.read_global_step_from_checkpoint(latest))
 
 
 def sections_to_check(mode: str):
@@ -82,11 +81,18 @@ def run_experiment(params, mode: str, model_dir: str,
   # Dataset sizes, steps from epochs, the strategy for this machine and the
   # precision for its devices: worked out now, so that params.yaml holds
   # what this run uses.
-  launch.prepare(params, devices, check_sizes=sections_to_check(mode))
+  launch.prepare(params, devices, check_sizes=sections_to_check(mode),
+                model_dir=model_dir if 'train' in mode else '')
   if 'train' in mode:
-    params.task.train_data.start_step = resume_step(model_dir)
-    if params.task.train_data.start_step:
-      logging.info('resuming at step %d', params.task.train_data.start_step)
+    try:
+      _, step, lines = resume.select(model_dir)
+    except resume.ResumeError as e:
+      raise base.ConfigError(f'--model_dir: {e}') from e
+    for line in lines:
+      print(line, file=sys.stderr)
+    params.task.train_data.start_step = step
+    if step:
+      logging.info('resuming at step %d', step)
     train_utils.serialize_config(params, model_dir)
   params.lock()
   if params.runtime.mixed_precision_dtype:
@@ -97,18 +103,29 @@ def run_experiment(params, mode: str, model_dir: str,
     trainer = train_utils.create_trainer(
         params, task, train='train' in mode, evaluate='eval' in mode,
         checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
-            params, model_dir))
+            params, model_dir),
+        trainer_cls=preemption.StoppableTrainer)
   actions = []
+  guard = None
   if 'train' in mode:
     actions.append(train_actions.ExamplesPerSecond(
         trainer.global_step, params.task.train_data.global_batch_size,
         os.path.join(model_dir, 'train'),
-        total_steps=params.trainer.train_steps))
-  return train_lib.run_experiment(
-      distribution_strategy=distribution, task=task, mode=mode,
-      params=params, model_dir=model_dir, trainer=trainer,
-      train_actions=actions,
-      controller_cls=train_actions.CheckpointFirstController)
+        total_steps=params.trainer.train_steps,
+        start_step=params.task.train_data.start_step))
+    if preemption.model_garden_handles_it(params, distribution):
+      logging.info('preemption: Model Garden\'s on-demand checkpoint action '
+                   '(cluster resolver) handles it')
+    else:
+      guard = trainer.guard = preemption.Guard(
+          printer=functools.partial(print, file=sys.stderr))
+  with guard or contextlib.nullcontext():
+    return train_lib.run_experiment(
+        distribution_strategy=distribution, task=task, mode=mode,
+        params=params, model_dir=model_dir, trainer=trainer,
+        train_actions=actions,
+        controller_cls=functools.partial(
+            train_actions.CheckpointFirstController, guard=guard))
 
 
 def input_paths(params):
@@ -138,6 +155,11 @@ def main(_):
   params = launch.parse_flags(FLAGS)
   try:
     run_experiment(params, FLAGS.mode, FLAGS.model_dir)
+  except preemption.Preempted as e:
+    print(f'train: stopped by {e.signal_name} at step {e.step}; saved '
+          f'{e.checkpoint}. Run the same command to resume.', file=sys.stderr,
+          flush=True)
+    return
   except (tf.errors.DataLossError, train_actions.EvaluationError) as e:
     # A damaged record, in training or in an evaluation: name the file.
     cause = e if isinstance(e, tf.errors.DataLossError) else e.__cause__
@@ -162,9 +184,11 @@ def main_with_errors(argv):
 _LIST_EXPERIMENTS = flags.DEFINE_bool(
     'list_experiments', False, 'Print the registered experiments and exit.')
 flags.DEFINE_bool(
-    'tune_malloc', True, 'Run with glibc malloc kept from returning large '
+    'tune_malloc', None, 'Run with glibc malloc kept from returning large '
     'input buffers to the kernel (the command re-executes itself once with '
-    'MALLOC_* set; cvrl/data/host_malloc.py). Off: glibc defaults.')
+    'MALLOC_* set; cvrl/data/host_malloc.py). Unset: on for hosts of at '
+    f'most {host_malloc.AUTO_MAX_CPUS} CPUs, where it was measured; off: '
+    'glibc defaults.')
 
 
 def run():

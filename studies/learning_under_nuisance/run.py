@@ -53,7 +53,9 @@ def _both_views(**values):
 
 PAPER_COLOUR = _both_views(brightness=0.8, contrast=0.8, saturation=0.8,
                            hue=0.2)
-DIFFERENCE = {'task.model.backbone.cvrl_r3d.input_frames': 'difference'}
+FRAMES = 'task.model.backbone.cvrl_r3d.input_frames'
+DIFFERENCE = {FRAMES: 'difference'}
+RGB_AND_DIFFERENCE = {FRAMES: 'rgb_and_difference'}
 MOTION = {**DIFFERENCE, **PAPER_COLOUR,
           **_both_views(crop_area_range=[0.6, 1.0])}
 # The registered experiment each row starts from, and what it already sets
@@ -66,6 +68,8 @@ ROWS = {
     'random': ('same encoder, random init', 'demo', None),
     'random_difference': ('random init, residual-frame input', 'demo',
                           DIFFERENCE),
+    'random_rgb_and_difference': ('random init, frame and residual as input',
+                                  'demo', RGB_AND_DIFFERENCE),
     'random_difference_res_48': ('random init, residual frames, 48 x 48',
                                  'demo',
                                  {**DIFFERENCE, f'{DATA}.crop_size': 48}),
@@ -118,6 +122,16 @@ ROWS = {
                             'task.losses.temperature': 0.2}),
     'small_t0.2': ('cvrl_pretrain_small, temperature 0.2', 'small',
                    {'task.losses.temperature': 0.2}),
+    'small_rgb': ('cvrl_pretrain_small on RGB frames (FAME, no residual)',
+                  'small', {FRAMES: 'rgb'}),
+    'small_rgb_and_difference': (
+        'cvrl_pretrain_small, the frame beside its residual (6 channels)',
+        'small', RGB_AND_DIFFERENCE),
+    'small_rgb_and_difference_x2': (
+        'small_rgb_and_difference, 2x training (40 epochs)', 'small',
+        {**RGB_AND_DIFFERENCE, 'trainer.epochs': 'x2'}),
+    'small_x2': ('cvrl_pretrain_small, 2x training (40 epochs)', 'small',
+                 {'trainer.epochs': 'x2'}),
 }
 # Bumped when export or probe settings change (finished runs are re-probed).
 PROBE_VERSION = 3
@@ -138,7 +152,8 @@ LABELS = ('shape', 'direction')
 # Overrides that change the encoder or the probe's input: rows with one are
 # read against random init with the same override.
 BASELINE_CHANGES = {
-    'difference': ('task.model.backbone.cvrl_r3d.input_frames', 'difference'),
+    'difference': (FRAMES, 'difference'),
+    'rgb_and_difference': (FRAMES, 'rgb_and_difference'),
     'res_48': (f'{DATA}.crop_size', 48),
 }
 

@@ -134,6 +134,14 @@ def _clip_times(timestamp: int, options: ClipOptions) -> List[float]:
           for k in range(options.clip_frames)]
 
 
+def failed_chunk(task: MovieChunk, status: str, error: str) -> ChunkResult:
+  """Every keyframe of a chunk that could not be converted (`status`); the
+  excluded ones stay excluded."""
+  return ChunkResult(task, [
+      (k, EXCLUDED, [], 'listed in the excluded timestamps') if k.excluded
+      else (k, status, [], error) for k in task.keyframes])
+
+
 def convert_chunk(task: MovieChunk, options: ClipOptions) -> ChunkResult:
   """Decodes a chunk's window once and cuts each keyframe's clip; bad input
   becomes a status per keyframe, never an exception."""

@@ -26,7 +26,9 @@ MISSING = 'missing'
 CORRUPT = 'corrupt'
 TOO_SHORT = 'too_short'
 UNREADABLE = 'unreadable'
-STATUSES = (OK, MISSING, CORRUPT, TOO_SHORT, UNREADABLE)
+# The conversion process died on this input twice (conversion.worker_pool).
+WORKER_DIED = 'worker_died'
+STATUSES = (OK, MISSING, CORRUPT, TOO_SHORT, UNREADABLE, WORKER_DIED)
 
 _DEFAULT_FPS = 25.0
 

@@ -6,9 +6,7 @@ same job left: complete shards are kept, temporaries removed, the rest written.
 """
 
 import dataclasses
-import gc
 import json
-import multiprocessing
 import os
 from typing import Callable, List, Optional, Sequence
 
@@ -23,6 +21,7 @@ from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import video_frames
 from tfrecords_tools.conversion import decoder
+from tfrecords_tools.conversion import worker_pool
 
 
 OPTIONS_FILE = 'conversion.json'
@@ -109,7 +108,8 @@ def _other_shards(output_dir: str, specs) -> List[str]:
 
 
 def plan_rerun(specs: Sequence[shards.ShardSpec], output_dir: str,
-               record: dict, overwrite: bool) -> List[int]:
+               record: dict, overwrite: bool,
+               retry_failed: bool = False) -> List[int]:
   """Fingerprints the shards; returns those to convert (`rerun`'s rules).
 
   Raises RerunError saying what differs when inputs changed and not
@@ -120,7 +120,7 @@ def plan_rerun(specs: Sequence[shards.ShardSpec], output_dir: str,
   for i, spec in enumerate(specs):
     spec.inputs = rerun.fingerprint(spec.tasks, record)
     check = rerun.check_shard(output_dir, spec, spec.inputs,
-                              shards.MANIFEST_DIR)
+                              shards.MANIFEST_DIR, retry_failed)
     if check.difference:
       differences.append(check.difference)
     if not check.keep:
@@ -148,42 +148,32 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
               output_dir: str, options, workers: int,
               progress: progress_lib.Progress,
               convert_fn: Callable = video_frames.convert_video,
-              encode: Callable = shards.encode_video) -> None:
-  """Converts with a process pool; writes shards in order in this process."""
+              encode: Callable = shards.encode_video,
+              failure_fn: Callable = video_frames.failed_result) -> None:
+  """Converts on `workers` processes (`worker_pool`: a dead worker's tasks
+  are retried, a task that kills its process twice is recorded as
+  `worker_died`); writes shards in order in this process. --workers=1
+  converts in this process."""
   jobs = [(i, t) for i in pending for t in specs[i].tasks]
   if not jobs:
     return
   convert = _ConvertFn(convert_fn, options)
-  pool = None
+  tasks = [t for _, t in jobs]
   if workers > 1:
-    # Fork: workers need only PyAV and Pillow, and inherit the imports.
-    # A child that garbage-collects objects it inherited from a process
-    # that has run TensorFlow (its functions' finalizers call into a runtime
-    # that did not survive the fork) dies with a segfault, and its video
-    # never comes back; frozen, the parent's objects are never collected in
-    # the child.
-    gc.freeze()
-    try:
-      pool = multiprocessing.get_context('fork').Pool(workers)
-    finally:
-      gc.unfreeze()
-    results = pool.imap(convert, [t for _, t in jobs], chunksize=1)
+    results = worker_pool.ordered_results(
+        convert, tasks, workers,
+        on_death=lambda task, why: failure_fn(task, decoder.WORKER_DIED, why))
   else:
-    results = map(convert, [t for _, t in jobs])
-  try:
-    writer, current = None, None
-    for (shard_index, _), result in zip(jobs, results):
-      if shard_index != current:
-        writer = shards.ShardWriter(output_dir, specs[shard_index], encode)
-        current = shard_index
-      writer.add(result)
-      progress.update()
-      if writer.tasks_added == len(specs[shard_index].tasks):
-        writer.commit()
-  finally:
-    if pool is not None:
-      pool.terminate()
-      pool.join()
+    results = map(convert, tasks)
+  writer, current = None, None
+  for (shard_index, _), result in zip(jobs, results):
+    if shard_index != current:
+      writer = shards.ShardWriter(output_dir, specs[shard_index], encode)
+      current = shard_index
+    writer.add(result)
+    progress.update()
+    if writer.tasks_added == len(specs[shard_index].tasks):
+      writer.commit()
 
 
 class _ConvertFn:
@@ -202,7 +192,8 @@ def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
              convert_fn: Callable = video_frames.convert_video,
              encode: Callable = shards.encode_video,
              unit: str = 'videos', record: Optional[dict] = None,
-             overwrite: bool = False) -> List[dict]:
+             overwrite: bool = False, retry_failed: bool = False,
+             failure_fn: Callable = video_frames.failed_result) -> List[dict]:
   """Writes the shards of `specs` that a rerun may not keep (removing what
   a killed run left; `plan_rerun`), then the manifest; returns its rows.
 
@@ -214,7 +205,7 @@ def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
     logging.info('removed %d temporary files of an interrupted run', stale)
   if record is None:
     record = dataclasses.asdict(options)
-  pending = plan_rerun(specs, output_dir, record, overwrite)
+  pending = plan_rerun(specs, output_dir, record, overwrite, retry_failed)
   done = len(specs) - len(pending)
   if done:
     logging.info('resuming: %d of %d shards already complete', done,
@@ -226,7 +217,7 @@ def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
                     convert_fn, encode)
   else:
     run_local(specs, pending, output_dir, options, workers, progress,
-              convert_fn, encode)
+              convert_fn, encode, failure_fn)
   return shards.write_manifest(output_dir, specs)
 
 
@@ -245,7 +236,8 @@ def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
             label_map: Sequence[str],
             options: video_frames.ConversionOptions, num_shards: int,
             runner: str = 'local', workers: int = 1,
-            beam_args: Sequence[str] = (), overwrite: bool = False) -> dict:
+            beam_args: Sequence[str] = (), overwrite: bool = False,
+            retry_failed: bool = False) -> dict:
   """Converts `tasks` into `output_dir`, resuming any earlier partial run
   of the same inputs (refusing other inputs unless overwrite; `rerun`).
 
@@ -261,7 +253,8 @@ def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
     specs = shards.plan_shards(tasks, num_shards)
     label_map_path = os.path.join(output_dir, shards.LABEL_MAP_FILE)
     rows = run_plan(specs, output_dir, options, runner, workers, beam_args,
-                    record=record, overwrite=overwrite)
+                    record=record, overwrite=overwrite,
+                    retry_failed=retry_failed)
     with tf.io.gfile.GFile(label_map_path, 'w') as f:
       f.write(''.join(f'{name}\n' for name in label_map))
   counts = video_frames.summarize(rows)

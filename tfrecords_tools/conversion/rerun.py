@@ -6,8 +6,12 @@ the options, in `.manifest/<shard>.inputs`, written before the manifest
 piece that marks the shard complete. On a rerun, per shard of the plan:
 
   same fingerprint, no failed row       kept (resume: byte-identical)
-  same fingerprint, failed rows         converted again: a file fixed in
-                                        place, or copied in, now converts
+  same fingerprint, failed rows         kept, unless a failed row has
+                                        something new to try: its missing
+                                        file appeared, or its file changed
+                                        after the shard was written (fixed
+                                        in place); --retry_failed converts
+                                        every shard with a failed row again
   other paths only on rows that failed  converted again (a corrected
                                         --video_root)
   anything else different               the job refuses, saying what
@@ -38,8 +42,10 @@ from tfrecords_tools.conversion import decoder
 
 INPUTS_SUFFIX = '.inputs'
 LOCK_FILE = '.conversion.lock'
-# Failures that a fixed path or file cures: converted again on a rerun.
-RETRY_STATUSES = (decoder.MISSING, decoder.UNREADABLE, decoder.CORRUPT)
+# Failures that a fixed path or file may cure (a rerun looks at their files;
+# --retry_failed converts them again).
+RETRY_STATUSES = (decoder.MISSING, decoder.UNREADABLE, decoder.CORRUPT,
+                  decoder.WORKER_DIED)
 
 
 class RerunError(ValueError):
@@ -75,19 +81,51 @@ class ShardCheck:
   difference: str = ''  # set when only --overwrite may replace it
 
 
-def check_shard(output_dir: str, spec, digest: str, manifest_dir: str
-                ) -> ShardCheck:
+def _new_to_try(row: Dict, written_ns: int) -> bool:
+  """Whether a failed row's input now differs from when it failed: a
+  missing file that exists, or a file modified after the shard."""
+  path = row.get('path')
+  if not path:
+    return False
+  try:
+    stat = tf.io.gfile.stat(path)
+  except tf.errors.OpError:
+    return False  # still missing (or unreachable): nothing new
+  if row.get('status') == decoder.MISSING:
+    return True
+  # >=: TensorFlow's local stat has whole seconds; a file rewritten within
+  # the second its shard was written is tried again (once: the new shard
+  # is newer).
+  return stat.mtime_nsec >= written_ns
+
+
+def check_shard(output_dir: str, spec, digest: str, manifest_dir: str,
+                retry_failed: bool = False) -> ShardCheck:
   """keep / convert again / refuse, for one shard of the plan."""
   shard = os.path.join(output_dir, spec.filename)
   piece = os.path.join(output_dir, manifest_dir, spec.filename + '.jsonl')
   if not (tf.io.gfile.exists(shard) and tf.io.gfile.exists(piece)):
     return ShardCheck(keep=False)  # never finished: (re)written
   rows = _rows(piece)
-  failed = any(r.get('status') in RETRY_STATUSES for r in rows)
+  failed_rows = [r for r in rows if r.get('status') in RETRY_STATUSES]
+  failed = bool(failed_rows)
   stored = _read(os.path.join(output_dir, manifest_dir,
                               spec.filename + INPUTS_SUFFIX))
   if stored == digest:
-    return ShardCheck(keep=not failed)
+    if not failed:
+      return ShardCheck(keep=True)
+    if retry_failed:
+      return ShardCheck(keep=False)
+    written_ns = tf.io.gfile.stat(piece).mtime_nsec
+    # One look per distinct input (AVA chunks share their movie).
+    looked = {}
+    for row in failed_rows:
+      key = (row.get('path'), row.get('status'))
+      if key not in looked:
+        looked[key] = _new_to_try(row, written_ns)
+      if looked[key]:
+        return ShardCheck(keep=False)
+    return ShardCheck(keep=True)
   # Inputs differ (or a shard from before fingerprints): allowed only when
   # every row names the same clip and label, and a path differs only where
   # the row failed. Chunked sources (AVA) compare their chunk ids.

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 import tensorflow as tf
 
 from cvrl.data import features
+from cvrl.data import record_index
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import video_frames
 from tfrecords_tools.conversion import decoder
@@ -216,9 +217,18 @@ def read_manifest_piece(output_dir: str, spec: ShardSpec) -> List[Dict]:
 
 
 def write_manifest(output_dir: str, specs: Sequence[ShardSpec]) -> List[Dict]:
-  """Joins the pieces of all shards, in shard order, into manifest.jsonl."""
-  rows = []
+  """Joins the pieces of all shards, in shard order, into manifest.jsonl,
+  and writes the folder's record index (`cvrl.data.record_index`): every
+  shard's record count (one record per row converted ok) and byte size,
+  what a training job counts from instead of reading the records."""
+  rows, entries = [], {}
   for spec in specs:
-    rows.extend(read_manifest_piece(output_dir, spec))
+    piece = read_manifest_piece(output_dir, spec)
+    rows.extend(piece)
+    records_written = sum(r['status'] == decoder.OK for r in piece)
+    name, entry = record_index.shard_entry(
+        os.path.join(output_dir, spec.filename), records_written)
+    entries[name] = entry
   write_jsonl(os.path.join(output_dir, MANIFEST_FILE), rows)
+  record_index.write(output_dir, entries)
   return rows

@@ -66,6 +66,11 @@ def _failed(task, status, error, frames=0) -> VideoResult:
   return VideoResult(task=task, status=status, jpegs=[], error=error)
 
 
+def failed_result(task, status: str, error: str) -> VideoResult:
+  """The result of a video that could not be converted (`status`)."""
+  return _failed(task, status, error)
+
+
 def convert_video(task: sources.VideoTask,
                   options: ConversionOptions) -> VideoResult:
   """Converts one video; never raises for bad input."""

@@ -1,0 +1,194 @@
+"""Conversion faults of a long job: a worker killed mid-run (the job still
+finishes, the victim retried or reported), and reruns that keep what is
+done (a shard whose only failure is a missing video is not redone)."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.conftest import real_video
+from tfrecords_tools.conversion import decoder
+from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import video_frames
+from tfrecords_tools.conversion import worker_pool
+
+OPTIONS = video_frames.ConversionOptions(short_side=0)
+
+
+def _square(x):
+  return x * x
+
+
+def _dies_on_three(x):
+  if x == 3:
+    os.kill(os.getpid(), signal.SIGKILL)
+  return x * x
+
+
+def _dies_once(args):
+  """Kills its process the first time it sees x == 2 (a flag file says)."""
+  x, flag = args
+  if x == 2 and not os.path.exists(flag):
+    open(flag, 'w').close()
+    os.kill(os.getpid(), signal.SIGKILL)
+  return x * x
+
+
+def test_results_come_in_order_and_a_dying_input_is_reported():
+  died = []
+
+  def on_death(task, why):
+    died.append((task, why))
+    return -1
+  got = list(worker_pool.ordered_results(_dies_on_three, range(12), 2,
+                                         on_death))
+  assert got == [0, 1, 4, -1, 16, 25, 36, 49, 64, 81, 100, 121]
+  assert len(died) == 1 and died[0][0] == 3
+  assert 'killed by SIGKILL' in died[0][1] and 'twice' in died[0][1]
+  assert list(worker_pool.ordered_results(_square, range(5), 2,
+                                          on_death)) == [0, 1, 4, 9, 16]
+
+
+def test_an_input_whose_worker_died_once_is_retried(tmp_path):
+  flag = str(tmp_path / 'died')
+  got = list(worker_pool.ordered_results(
+      _dies_once, [(x, flag) for x in range(8)], 2,
+      on_death=lambda task, why: pytest.fail(f'{task}: {why}')))
+  assert got == [x * x for x in range(8)] and os.path.exists(flag)
+
+
+def _crash_on_second(task, options):
+  """convert_video, except that the second video kills its process (as a
+  codec crash or the OOM killer would)."""
+  if task.path.endswith('#crash'):
+    os.kill(os.getpid(), signal.SIGKILL)
+  return video_frames.convert_video(task, options)
+
+
+def test_a_video_that_kills_its_worker_is_a_manifest_row(synthetic_videos,
+                                                         tmp_path):
+  tasks = job.read_tasks(os.path.join(synthetic_videos, 'val.csv'),
+                         synthetic_videos, 'val')[:5]
+  tasks[1] = dataclasses.replace(tasks[1], path=tasks[1].path + '#crash')
+  from tfrecords_tools.conversion import shards  # pylint: disable=g-import-not-at-top
+  specs = shards.plan_shards(sources.assign_labels(
+      tasks, sources.build_label_map(tasks)), 2)
+  rows = job.run_plan(specs, str(tmp_path), OPTIONS, 'local', 2,
+                      convert_fn=_crash_on_second)
+  died = [r for r in rows if r['status'] == decoder.WORKER_DIED]
+  assert [r['id'] for r in died] == [tasks[1].clip_id]
+  assert 'killed by SIGKILL' in died[0]['error']
+  assert sum(r['status'] == decoder.OK for r in rows) == 4
+
+
+def _children(pid):
+  found = []
+  for task in os.listdir(f'/proc/{pid}/task'):
+    try:
+      with open(f'/proc/{pid}/task/{task}/children') as f:
+        found += [int(c) for c in f.read().split()]
+    except OSError:
+      pass
+  return found
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/task'),
+                    reason='reads a process\'s children from /proc')
+def test_sigkill_to_a_worker_mid_video_does_not_hang_the_job(tmp_path):
+  """The issue's case: a worker SIGKILLed while it converts; the job ends
+  in a bounded time with every video converted (the victim's video was
+  run again) and no temporary left."""
+  root = tmp_path / 'videos'
+  root.mkdir()
+  names = ['kinetics_arm_wrestling.mp4', 'kinetics_flipping_pancake.mkv',
+           'mmaction2_test.mp4']
+  rows = []
+  for copy in range(4):
+    for name in names:
+      link = root / f'{copy}_{name}'
+      link.symlink_to(real_video(name))
+      rows.append(f'{link.name},{name.split(".")[0]}')
+  (tmp_path / 'list.csv').write_text('path,label\n' + '\n'.join(rows) + '\n')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
+  start = time.time()
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'tfrecords_tools.convert_videos',
+       f'--input_csv={tmp_path / "list.csv"}', f'--video_root={root}',
+       f'--output_dir={tmp_path / "out"}', '--workers=2', '--num_shards=4',
+       '--fps=25', '--short_side=128'],
+      cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True)
+  victim, seen = None, None
+  while time.time() - start < 120 and proc.poll() is None:
+    workers = _children(proc.pid)
+    if len(workers) >= 2 and seen is None:
+      seen = time.time()  # the pool started: its workers are converting
+    if seen and time.time() - seen > 1.0:
+      victim = workers[0]
+      os.kill(victim, signal.SIGKILL)
+      break
+    time.sleep(0.05)
+  assert victim is not None, 'the job ended before a worker could be killed'
+  out, err = proc.communicate(timeout=300)
+  took = time.time() - start
+  assert proc.returncode == 0, err[-3000:]
+  assert took < 300
+  assert 'ok=12' in out and 'worker_died=0' in out, out
+  assert 'a conversion worker died' in err
+  manifest = [json.loads(l) for l in open(tmp_path / 'out' / 'manifest.jsonl')]
+  assert len(manifest) == 12
+  assert not [p for p in os.listdir(tmp_path / 'out') if '.tmp-' in p]
+
+
+def _shard_times(out):
+  return {p: os.stat(os.path.join(out, p)).st_mtime_ns
+          for p in sorted(os.listdir(out)) if p.endswith('.tfrecord')}
+
+
+def test_a_shard_whose_video_is_missing_is_kept_until_the_video_appears(
+    synthetic_videos, tmp_path):
+  """Kinetics always misses videos: a rerun after an interruption must not
+  convert every shard that has one again. Kept on a plain rerun; converted
+  again once the file appears, or on --retry_failed."""
+  root = tmp_path / 'videos'
+  root.mkdir()
+  with open(os.path.join(synthetic_videos, 'train.csv')) as f:
+    rows = [line.strip().split(',') for line in f][1:7]
+  for path, _ in rows[1:]:
+    os.makedirs(root / os.path.dirname(path), exist_ok=True)
+    os.symlink(os.path.join(synthetic_videos, path), root / path)
+  listing = tmp_path / 'list.csv'
+  listing.write_text('path,label\n' + ''.join(f'{p},{l}\n' for p, l in rows))
+  out = str(tmp_path / 'out')
+
+  def convert(**kwargs):
+    tasks = job.read_tasks(str(listing), str(root), 'train')
+    return job.convert(tasks, out, sources.build_label_map(tasks), OPTIONS,
+                       3, **kwargs)
+  first = convert()
+  assert first['counts']['missing'] == 1 and first['counts']['ok'] == 5
+  written = _shard_times(out)
+  time.sleep(0.01)
+  again = convert()
+  assert again['counts'] == first['counts']
+  assert _shard_times(out) == written  # nothing converted again
+  retried = convert(retry_failed=True)
+  assert retried['counts'] == first['counts']
+  changed = [p for p, t in _shard_times(out).items() if t != written[p]]
+  assert len(changed) == 1  # only the shard with the missing video
+  written = _shard_times(out)
+  missing = root / rows[0][0]
+  os.makedirs(missing.parent, exist_ok=True)
+  os.symlink(os.path.join(synthetic_videos, rows[0][0]), missing)
+  fixed = convert()
+  assert fixed['counts']['ok'] == 6 and fixed['counts']['missing'] == 0
+  assert [p for p, t in _shard_times(out).items()
+          if t != written[p]] == changed
