@@ -180,7 +180,8 @@ def budget_use(pattern: str, batch_size: int, batches: int = 20) -> str:
   return (f'bytes sent to the device per sample: host mode float32 '
           f'{4 * crop:,} (bfloat16 {2 * crop:,}); device mode uint8 '
           f'{length // batch_size:,} (buffer {length:,} a batch of '
-          f'{batch_size}, device_budget {config.device_budget}: windows '
+          f'{batch_size}, device_budget '
+          f'{pipelines.budget_fraction(config, batch_size)}: windows '
           f'filled {np.mean(used) / length:.2f} of it on average, '
           f'{np.max(used) / length:.2f} at most; views shrunk to fit: '
           f'{np.mean(shrunk):.4f}) + parameters')

@@ -31,6 +31,7 @@ from cvrl.eval import saved_model
 from cvrl.modeling import checkpoint_restore
 from cvrl.modeling import cvrl_model
 from tests import video_records
+from tests.conftest import REPO_ROOT
 from tests.conftest import run_module
 
 # official/projects/video_ssl/configs/experiments/cvrl_linear_eval_k600.yaml
@@ -314,3 +315,32 @@ def test_the_small_recipe_cannot_be_written_for_model_garden(tmp_path):
                       f'--output_dir={tmp_path}', check=False)
   assert result.returncode == 1
   assert 'Model Garden\'s ResNet3D is built at depths' in result.stderr
+
+
+@pytest.mark.parametrize('experiment,recipe', [
+    ('cvrl_ucf101_finetune', 'ucf101_split1.yaml'),
+    ('cvrl_hmdb51_linear_eval', 'hmdb51_split1.yaml'),
+    ('cvrl_ava_detection', 'ava_detection.yaml'),
+])
+def test_fine_tuning_and_detection_start_from_the_release(release, experiment,
+                                                          recipe):
+  """task.init_checkpoint of Table 4's fine-tuning and linear evaluation and
+  of Table 5's detector (res5 dilated): the released weights, every one."""
+  mg_backbone, prefix, _ = release
+  from official.core import task_factory  # pylint: disable=g-import-not-at-top
+  params = launch.parse_experiment(
+      experiment, [os.path.join(REPO_ROOT, 'experiments', recipe)],
+      f'task.init_checkpoint={prefix}')
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)
+  theirs = {v.name: v.numpy() for v in mg_backbone.weights}
+  ours = model.backbone.weights
+  assert len(ours) == len(mg_backbone.weights)
+  matched = 0
+  for variable in ours:
+    value = variable.numpy()
+    hits = [k for k, v in theirs.items() if v.shape == value.shape and
+            np.array_equal(v, value)]
+    matched += bool(hits)
+  assert matched == len(ours)

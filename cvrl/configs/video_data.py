@@ -215,12 +215,13 @@ class VideoDataConfig(cfg.DataConfig):
   # short side 256 with aspect up to 16:9, landscape or portrait.
   device_canvas: Tuple[int, int] = (256, 456)
   # augment_on: device: the batch's buffer holds this fraction of the bytes
-  # of all its views at canvas size (static length). The paper's crops
-  # fill 0.53 of a 16:9 frame on average: a batch of 8 needs more than 0.7
-  # about once in 16,000 batches (of 32: never in practice); such a batch
-  # has its windows shrunk on the host to fit, counted in windows_shrunk
-  # (docs/benchmarks.md). 1.0 never shrinks.
-  device_budget: float = 0.7
+  # of all its views at canvas size (static length). A batch whose views
+  # need more has its windows shrunk on the host to fit (a departure from
+  # Algorithm 1), counted in windows_shrunk. 0: by the per-replica batch
+  # (`window_buffer.auto_budget`: 1.0 at 1, 0.85 at 4, 0.75 at 8, 0.7 from
+  # 16; at most 1 batch in 10^5 shrunk, docs/benchmarks.md). 1.0 never
+  # shrinks.
+  device_budget: float = 0.0
   num_parallel_calls: int = -1  # tf.data.AUTOTUNE
   # Training steps already taken: each input pipeline skips the examples it
   # fed them (start_step x its share of the global batch) and yields exactly
@@ -270,8 +271,9 @@ class VideoDataConfig(cfg.DataConfig):
           f'one of {AUGMENT_ON}')
     check(min(self.device_canvas) >= 1, 'device_canvas', self.device_canvas,
           '(height, width), both >= 1')
-    check(0.0 < self.device_budget <= 1.0, 'device_budget',
-          self.device_budget, 'in (0, 1]')
+    check(0.0 <= self.device_budget <= 1.0, 'device_budget',
+          self.device_budget, 'in (0, 1], or 0 for the per-replica batch\'s '
+          'default')
     check(self.augment_on == 'host' or (
         self.mode == 'pretrain' and self.output_layout == 'stacked'),
           'augment_on', self.augment_on,

@@ -270,16 +270,22 @@ def _pack_batch(batch: Dict[str, tf.Tensor], budget: int,
   return batch
 
 
+def budget_fraction(config: video_data.VideoDataConfig,
+                    batch_size: int) -> float:
+  """`device_budget`, or for 0 the per-replica batch's default."""
+  return config.device_budget or window_buffer.auto_budget(batch_size)
+
+
 def device_budget(config: video_data.VideoDataConfig, batch_size: int) -> int:
   """Bytes of window data in a device-mode batch's buffer; fails naming
   `device_budget` when the buffer would not fit int32 offsets."""
+  fraction = budget_fraction(config, batch_size)
   budget = window_buffer.budget_bytes(batch_size, config.num_frames,
-                                      tuple(config.device_canvas),
-                                      config.device_budget)
+                                      tuple(config.device_canvas), fraction)
   length = window_buffer.buffer_length(budget, tuple(config.device_canvas))
   if length > window_buffer.MAX_BUFFER_BYTES:
     raise base.ConfigError(
-        f'device_budget={config.device_budget}: a buffer of {length} bytes '
+        f'device_budget={fraction}: a buffer of {length} bytes '
         f'for a per-replica batch of {batch_size} (device_canvas '
         f'{tuple(config.device_canvas)}, num_frames {config.num_frames}) '
         f'exceeds {window_buffer.MAX_BUFFER_BYTES}; expected a smaller '
