@@ -233,9 +233,11 @@ task.train_data.input_path=records/train/train-*.tfrecord,task.validation_data.i
       freeze_backbone=True, init_checkpoint=RELEASED_CHECKPOINT,
       **data_for('k600', RELEASED_BATCH))
   task.model.head.num_classes = 0
-  for data in (task.train_data, task.validation_data):
-    data.override(dict(input_path='', num_examples=0, num_classes=0),
-                  is_strict=True)
+  # The README's layout of your own converted videos.
+  for data, split in ((task.train_data, 'train'),
+                      (task.validation_data, 'val')):
+    data.override(dict(input_path=f'records/{split}/{split}-*.tfrecord',
+                       num_examples=0, num_classes=0), is_strict=True)
   task.validation_data.global_batch_size = 8
   return experiment(task, epochs=RELEASED_EPOCHS,
                     base_lr=32.0 * RELEASED_BATCH / 1024)
