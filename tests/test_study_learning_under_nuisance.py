@@ -61,6 +61,7 @@ def test_every_row_is_a_valid_experiment_and_the_main_row_is_registered(
   from studies.learning_under_nuisance import run as study  # pylint: disable=g-import-not-at-top
   from cvrl import registry_imports  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   from cvrl.configs import launch  # pylint: disable=g-import-not-at-top
+  from cvrl.configs import small  # pylint: disable=g-import-not-at-top
   import yaml  # pylint: disable=g-import-not-at-top
   patterns = {'train': '/data/train-*.tfrecord',
               'test': '/data/test-*.tfrecord'}
@@ -74,7 +75,7 @@ def test_every_row_is_a_valid_experiment_and_the_main_row_is_registered(
     data = params.task.train_data
     assert (data.seed, params.task.init_seed, data.num_examples) == (3, 3, 960)
     factor = float((overrides or {}).get('trainer.epochs', 'x1')[1:])
-    want = 10 if base == 'demo' else 20
+    want = 10 if base == 'demo' else small.EPOCHS
     assert params.trainer.epochs == round(factor * want), name
     built[name] = params
   main = built[study.MAIN_ROW]
@@ -85,3 +86,36 @@ def test_every_row_is_a_valid_experiment_and_the_main_row_is_registered(
     params.task.validation_data.override({'input_path': ''}, is_strict=True)
     params.task.init_seed = 0
   assert main.as_dict() == registered.as_dict()
+
+
+def test_summary_judges_a_row_by_its_worst_seed():
+  """Margins are read against the same seed's random row of the same
+  encoder; one seed under the bar on either label fails the row."""
+  from studies.learning_under_nuisance import run as study  # pylint: disable=g-import-not-at-top
+
+  def result(row, seed, shape, direction):
+    return dict(row=row, seed=seed, shape=shape, direction=direction)
+
+  results = [
+      result('random_difference', 0, 0.25, 0.25),
+      result('random_difference', 1, 0.20, 0.30),
+      result('random_difference', 2, 0.22, 0.28),
+      # Clears shape +0.15 and direction +0.5 at every seed.
+      result('small', 0, 0.45, 0.90), result('small', 1, 0.40, 0.85),
+      result('small', 2, 0.38, 0.79),
+      # Better mean, but seed 1's direction is +0.45.
+      result('small_20_epochs', 0, 0.60, 0.99),
+      result('small_20_epochs', 1, 0.60, 0.75),
+      result('small_20_epochs', 2, 0.60, 0.99),
+      # No random row at seed 3: not judged on it.
+      result('small_t0.2', 3, 0.90, 0.90),
+  ]
+  margins = study.margins_by_row(results)
+  assert set(margins) == {'small', 'small_20_epochs'}
+  assert margins['small']['shape'] == pytest.approx([0.20, 0.20, 0.16])
+  assert margins['small']['direction'] == pytest.approx([0.65, 0.55, 0.51])
+  lines = study.summary(results).splitlines()
+  rows = {line.split(' | ')[0][2:]: line for line in lines[2:]}
+  assert rows['small'] == ('| small | 3 | +0.160 / +0.187 | +0.510 / +0.570 '
+                           '| yes |')
+  assert rows['small_20_epochs'].endswith('| +0.450 / +0.633 | no |')

@@ -71,6 +71,9 @@ def test_tensorboard_tags_and_resume_replays_exactly(synthetic_records, tmp_path
   summary = reports.summarize(str(clean))
   assert 'chance loss 1.946' in summary  # batch 4: ln(2 * 4 - 1)
   assert 'contrastive_accuracy' in summary and 'step     6' in summary
+  # The last accuracy against its chance, 1 / (2N - 1) = 1 / 7.
+  last = scalars['contrastive_accuracy'][6]
+  assert f'step     6: {last:.3f} ({last * 7:.1f}x chance)' in summary
 
   # Same command, killed after the step-3 checkpoint, then run again.
   killed = tmp_path / 'killed'

@@ -53,8 +53,13 @@ def summarize(model_dir: str) -> str:
     for tag in TAGS:
       steps = sorted(scalars[tag])
       first, last = steps[0], steps[-1]
-      lines.append(f'  {tag:22s} step {first:5d}: {scalars[tag][first]:.3f}'
-                   f'   step {last:5d}: {scalars[tag][last]:.3f}')
+      line = (f'  {tag:22s} step {first:5d}: {scalars[tag][first]:.3f}'
+              f'   step {last:5d}: {scalars[tag][last]:.3f}')
+      if tag == 'contrastive_accuracy':
+        # The number that tells a seed that learned from one that did not
+        # (docs/learning_under_nuisance.md): near 1x, nothing was learned.
+        line += f' ({scalars[tag][last] * candidates:.1f}x chance)'
+      lines.append(line)
   return '\n'.join(lines)
 
 
