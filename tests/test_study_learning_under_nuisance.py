@@ -22,9 +22,17 @@ def test_benchmark_runs_end_to_end_and_reuses_finished_runs(tmp_path):
                          text=True, timeout=900, check=False)
   assert first.returncode == 0, first.stdout + first.stderr
   assert 'data: 48 train / 48 test videos' in first.stdout
-  rows = [line for line in first.stdout.splitlines()
-          if line.startswith('| random ') or line.startswith('| demo ')]
+  def run_rows(text):  # the per-run table, not the per-row summary
+    return [line for line in text.splitlines()
+            if line.startswith('| random | same encoder') or
+            line.startswith('| demo | cvrl_pretrain_demo')]
+
+  rows = run_rows(first.stdout)
   assert len(rows) == 2, first.stdout
+  # The summary judges the one seed: its margins are the table's.
+  margins = rows[1].split(' | ')[5:7]
+  assert (f'| demo | 1 | {margins[0]} / {margins[0]} | {margins[1]} / '
+          f'{margins[1]} |') in first.stdout, first.stdout
   with open(work / 'runs' / 'demo_seed0' / 'result.json') as f:
     result = json.load(f)
   for label in ('shape', 'direction'):
@@ -35,8 +43,7 @@ def test_benchmark_runs_end_to_end_and_reuses_finished_runs(tmp_path):
   again = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True,
                          text=True, timeout=300, check=False)
   assert again.returncode == 0 and 'data:' not in again.stdout
-  assert rows == [line for line in again.stdout.splitlines()
-                  if line.startswith('| random ') or line.startswith('| demo ')]
+  assert rows == run_rows(again.stdout)
 
 
 def test_every_row_is_read_against_random_init_of_the_same_encoder():
