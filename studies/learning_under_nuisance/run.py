@@ -325,10 +325,15 @@ def baseline_of(row):
   return '_'.join(['random'] + changes)
 
 
+def _baselines(results):
+  """{(random row, seed): result}: what each row's margins are read against."""
+  return {(r['row'], r['seed']): r for r in results
+          if r['row'].startswith('random')}
+
+
 def table(results):
   """Markdown rows; margins against the random row of the same seed."""
-  random = {(r['row'], r['seed']): r for r in results
-            if r['row'].startswith('random')}
+  random = _baselines(results)
   lines = ['| row | what | seed | shape (chance 0.167) | direction (chance '
            '0.125) | shape - random | direction - random | contrastive '
            'loss / acc (end) | minutes |', '|' + '---|' * 9]
@@ -363,8 +368,7 @@ def finished_results(work_dir, rows, seeds):
 def margins_by_row(results):
   """{row: {label: [margin per seed]}} against the same seed's random row;
   rows without their random row at some seed are left out."""
-  random = {(r['row'], r['seed']): r for r in results
-            if r['row'].startswith('random')}
+  random = _baselines(results)
   kept = {}
   for r in results:
     base = random.get((baseline_of(r['row']), r['seed']))
@@ -390,6 +394,12 @@ def summary(results):
     lines.append(f"| {row} | {len(margins[LABELS[0]])} | "
                  f"{' | '.join(cells)} | {'yes' if clears else 'no'} |")
   return '\n'.join(lines)
+
+
+def print_tables(results):
+  print(table(results))
+  print()
+  print(summary(results))
 
 
 def main():
@@ -426,10 +436,7 @@ def main():
       rows.insert(0, baseline)  # the margins need it
   seeds = [int(s) for s in args.seeds.split(',')]
   if args.report:
-    results = finished_results(args.work_dir, rows, seeds)
-    print(table(results))
-    print()
-    print(summary(results))
+    print_tables(finished_results(args.work_dir, rows, seeds))
     return 0
   start = time.time()
   os.makedirs(args.work_dir, exist_ok=True)
@@ -445,9 +452,7 @@ def main():
             f"{result['direction']:.3f} ({result['total_s']:.0f}s)",
             flush=True)
       results.append(result)
-  print(table(results))
-  print()
-  print(summary(results))
+  print_tables(results)
   print(f'learning_under_nuisance: {len(results)} runs in '
         f'{(time.time() - start) / 60:.1f} min (work dir {args.work_dir})')
   return 0
