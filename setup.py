@@ -17,9 +17,15 @@ setuptools.setup(
         'tf-keras~=2.20.0',
         'absl-py',
         'tensorflow-datasets',
-        'av>=13',  # VideoFrame.rotation (display matrix) needs PyAV 13+.
-        'Pillow',
-        'numpy',
+        # The converter's output depends on FFmpeg's decoding and threading
+        # (PyAV's wheels bundle FFmpeg) and on Pillow's libjpeg: ranges the
+        # suite ran with (docs/dependencies.md), widened only once tested.
+        'av~=18.1',
+        'Pillow~=13.0',
+        'numpy>=2.0,<3',
+        # Conversion workers with per-task deadlines that notice dead workers
+        # (tfrecords_tools/conversion/worker_pool.py).
+        'pebble~=5.2',
         # apache-beam[tfrecord] (extra `beam`) needs protobuf < 7; pinning it
         # here keeps both extras installable into one environment.
         'protobuf<7',
@@ -27,11 +33,13 @@ setuptools.setup(
         'scipy',  # the linear probe's L-BFGS (cvrl.eval.probe)
         # CRC-32C of TFRecord framing, for records streamed from a spill
         # file (a long video never held in memory; benchmarks/convert_memory).
-        'google-crc32c',
+        'google-crc32c~=1.9',
     ],
     extras_require={
-        'test': ['pytest', 'pytest-xdist'],
-        'beam': ['apache-beam[tfrecord]'],
+        # pytest-timeout: every test has a deadline (pytest.ini), so a test
+        # that hangs fails with its name instead of running into CI's limit.
+        'test': ['pytest', 'pytest-xdist', 'pytest-timeout~=2.4'],
+        'beam': ['apache-beam[tfrecord]~=2.78'],
     },
     entry_points={
         'console_scripts': [

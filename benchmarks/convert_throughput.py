@@ -6,11 +6,16 @@ Links the decodable videos of ../shared/testdata/videos under distinct names
 (repeated to a few dozen), converts them at short side 256 with our converter
 on 1 worker and on all cores, and does the same work with a plain
 single-process loop (decode, resize, JPEG-encode, write) for comparison.
-Prints videos/s and frames/s of each and the ratios.
+Prints videos/s and frames/s of each and the ratios, and first what the
+pool's spawned workers cost to start (a new interpreter importing what
+converting imports) against forked ones, measured before this process
+decodes anything (after it has, a forked worker may hang in FFmpeg's
+swscale: tfrecords_tools/conversion/worker_pool.py).
 """
 
 import argparse
 import io
+import multiprocessing
 import os
 import shutil
 import sys
@@ -18,6 +23,7 @@ import tempfile
 import time
 
 import av
+import pebble
 from PIL import Image
 import tensorflow as tf
 
@@ -26,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tfrecords_tools.conversion import job  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tfrecords_tools.conversion import sources  # pylint: disable=wrong-import-position
 from tfrecords_tools.conversion import video_frames  # pylint: disable=wrong-import-position
+from tfrecords_tools.conversion import worker_pool  # pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIDEOS = os.path.join(os.path.dirname(REPO), 'shared', 'testdata', 'videos')
@@ -57,6 +64,33 @@ def plain_loop(paths, out_path, short_side=256, quality=90):
       writer.write(example.SerializeToString())
       frames_written += len(jpegs)
   return frames_written
+
+
+_READY_AFTER_S = 0.5
+
+
+def _ready(_):
+  """A worker's answer once it can convert (the task is unpickled after
+  the worker has imported what converting needs), held long enough that
+  each worker takes one."""
+  time.sleep(_READY_AFTER_S)
+  return os.getpid()
+
+
+def pool_start_seconds(workers: int, method: str) -> float:
+  """Seconds from creating a pool to every worker having answered, less
+  the task's own time."""
+  start = time.perf_counter()
+  pool = pebble.ProcessPool(max_workers=workers,
+                            context=multiprocessing.get_context(method))
+  try:
+    pids = {f.result() for f in [pool.schedule(_ready, args=(i,))
+                                 for i in range(workers)]}
+  finally:
+    pool.stop()
+    pool.join()
+  assert len(pids) == workers, f'{len(pids)} of {workers} workers answered'
+  return time.perf_counter() - start - _READY_AFTER_S
 
 
 def repeated_video_tasks(work: str, repeats: int, videos_dir: str = VIDEOS):
@@ -96,6 +130,9 @@ def main():
     paths = [t.path for t in tasks]
     options = video_frames.ConversionOptions(short_side=256)
     cores = os.cpu_count() or 1
+    for method in ('fork', worker_pool.START_METHOD):
+      print(f'pool of {cores} workers, {method}: every worker ready after '
+            f'{pool_start_seconds(cores, method):.2f} s')
     rows = []
     start = time.perf_counter()
     frames = plain_loop(paths, os.path.join(work, 'plain.tfrecord'))

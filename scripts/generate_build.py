@@ -23,7 +23,8 @@ DISTRIBUTIONS = {
     'absl': 'absl-py', 'apache_beam': 'apache-beam', 'av': 'av',
     'google': 'protobuf', 'google_crc32c': 'google-crc32c', 'numpy': 'numpy',
     'official': 'tf-models-official',
-    'orbit': 'tf-models-official', 'PIL': 'pillow', 'pytest': 'pytest',
+    'orbit': 'tf-models-official', 'pebble': 'pebble', 'PIL': 'pillow',
+    'pytest': 'pytest',
     # A dependency of tf-models-official (COCO evaluation).
     'pycocotools': 'pycocotools',
     'scipy': 'scipy', 'sklearn': 'scikit-learn', 'tensorboard': 'tensorboard',

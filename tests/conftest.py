@@ -43,6 +43,25 @@ def pytest_configure(config):
 NUM_LOGICAL_CPUS = 2
 
 
+def library_versions() -> str:
+  """The versions the converter's behaviour depends on (FFmpeg's decoding
+  and threading, libjpeg's encoding), for the suite's header: a failure on
+  another machine is read against them (docs/dependencies.md)."""
+  import av  # pylint: disable=g-import-not-at-top
+  import PIL  # pylint: disable=g-import-not-at-top
+  import pebble  # pylint: disable=g-import-not-at-top
+  ffmpeg = ', '.join(f'{name} {".".join(map(str, version))}'
+                     for name, version in sorted(av.library_versions.items())
+                     if name in ('libavcodec', 'libavformat', 'libswscale'))
+  return (f'PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}: '
+          f'{ffmpeg}), Pillow {PIL.__version__}, pebble {pebble.__version__}')
+
+
+def pytest_report_header(config):
+  del config
+  return [f'cvrl: {library_versions()}']
+
+
 def real_video(name: str) -> str:
   path = os.path.join(TESTDATA_VIDEOS, name)
   if not os.path.isfile(path):

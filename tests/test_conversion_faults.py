@@ -42,27 +42,123 @@ def _dies_once(args):
   return x * x
 
 
+@pytest.mark.timeout(180)
 def test_results_come_in_order_and_a_dying_input_is_reported():
   died = []
 
-  def on_death(task, why):
-    died.append((task, why))
+  def on_failure(task, outcome, why):
+    died.append((task, outcome, why))
     return -1
   got = list(worker_pool.ordered_results(_dies_on_three, range(12), 2,
-                                         on_death))
+                                         on_failure))
   assert got == [0, 1, 4, -1, 16, 25, 36, 49, 64, 81, 100, 121]
-  assert len(died) == 1 and died[0][0] == 3
-  assert 'killed by SIGKILL' in died[0][1] and 'twice' in died[0][1]
+  assert len(died) == 1 and died[0][:2] == (3, worker_pool.DIED)
+  assert 'killed by SIGKILL' in died[0][2] and 'twice' in died[0][2]
   assert list(worker_pool.ordered_results(_square, range(5), 2,
-                                          on_death)) == [0, 1, 4, 9, 16]
+                                          on_failure)) == [0, 1, 4, 9, 16]
 
 
+@pytest.mark.timeout(180)
 def test_an_input_whose_worker_died_once_is_retried(tmp_path):
   flag = str(tmp_path / 'died')
   got = list(worker_pool.ordered_results(
       _dies_once, [(x, flag) for x in range(8)], 2,
-      on_death=lambda task, why: pytest.fail(f'{task}: {why}')))
+      on_failure=lambda task, outcome, why: pytest.fail(f'{task}: {why}')))
   assert got == [x * x for x in range(8)] and os.path.exists(flag)
+
+
+# A program that decodes in its own process (swscale's slice threads start
+# there) and then converts on a pool: the issue's reproduction. Forked
+# workers hung in swscale (PyAV 18.1.1, FFmpeg 8.1.3 on an Intel Xeon).
+_DECODE_THEN_CONVERT = """
+import sys
+from tfrecords_tools.conversion import decoder, job, sources, video_frames
+
+def main(video, out):
+  decoder.decode_video(video, decoder.DecodeOptions(short_side=64))
+  tasks = [sources.VideoTask(f'v{i}', video, 'a', 'train') for i in range(3)]
+  for workers in (1, 2):
+    result = job.convert(tasks, f'{out}/{workers}', ['a'],
+                         video_frames.ConversionOptions(short_side=64), 1,
+                         workers=workers)
+    print(workers, result['counts']['ok'], flush=True)
+
+if __name__ == '__main__':
+  main(*sys.argv[1:])
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_program_that_decoded_converts_on_workers(tmp_path):
+  """Decode in-process, convert in-process, then on two workers: both
+  conversions finish (the workers share no FFmpeg or TensorFlow thread
+  state with the program) and nothing is printed at interpreter exit."""
+  script = tmp_path / 'decode_then_convert.py'
+  script.write_text(_DECODE_THEN_CONVERT)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
+  try:
+    done = subprocess.run(
+        [sys.executable, str(script), real_video('mmaction2_test.mp4'),
+         str(tmp_path / 'out')], cwd=REPO_ROOT, env=env, capture_output=True,
+        text=True, timeout=240)
+  except subprocess.TimeoutExpired as e:
+    pytest.fail('converting on workers after decoding in the same process '
+                f'hung (printed {e.stdout!r})')
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert done.stdout.split('\n')[:2] == ['1 3', '2 3'], done.stdout
+  assert 'Traceback' not in done.stderr and 'Exception ignored' not in (
+      done.stderr), done.stderr[-3000:]
+
+
+_UNGUARDED = """
+import sys
+from tfrecords_tools.conversion import job, sources, video_frames
+tasks = [sources.VideoTask(f'v{i}', sys.argv[1], 'a', 'train') for i in range(2)]
+job.convert(tasks, sys.argv[2], ['a'],
+            video_frames.ConversionOptions(short_side=64), 1, workers=2)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_script_without_a_main_guard_is_told_what_to_do(tmp_path):
+  """Spawned workers import the script's main module: without the guard
+  each worker would start the conversion again. The job stops (never
+  hangs) with a line that names the guard."""
+  script = tmp_path / 'unguarded.py'
+  script.write_text(_UNGUARDED)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO_ROOT)
+  done = subprocess.run(
+      [sys.executable, str(script), real_video('mmaction2_test.mp4'),
+       str(tmp_path / 'out')], cwd=str(tmp_path), env=env,
+      capture_output=True, text=True, timeout=240)
+  assert done.returncode != 0
+  last = done.stderr.strip().splitlines()[-1]
+  assert 'WorkersCannotStart' in last and "if __name__ == '__main__'" in last
+
+
+_PARENT_STATE = {'set_in_parent': False}
+
+
+def _sees_parent_state(_):
+  return _PARENT_STATE['set_in_parent']
+
+
+@pytest.mark.timeout(180)
+def test_workers_are_not_forks_of_the_parent():
+  """What prevents the hang on every machine, whether or not its FFmpeg
+  build runs swscale on threads: a worker starts as a new interpreter, so
+  state the parent made at run time (here a module global; in the hang,
+  swscale's and TensorFlow's thread pools) is not in it."""
+  assert worker_pool.START_METHOD in ('spawn', 'forkserver')
+  _PARENT_STATE['set_in_parent'] = True
+  try:
+    pooled = list(worker_pool.ordered_results(
+        _sees_parent_state, range(3), 2,
+        on_failure=lambda task, outcome, why: pytest.fail(why)))
+    alone = worker_pool.run_alone(_sees_parent_state, 0)
+  finally:
+    _PARENT_STATE['set_in_parent'] = False
+  assert pooled == [False] * 3 and alone == (None, False)
 
 
 def _crash_on_second(task, options):
@@ -73,6 +169,7 @@ def _crash_on_second(task, options):
   return video_frames.convert_video(task, options)
 
 
+@pytest.mark.timeout(300)
 def test_a_video_that_kills_its_worker_is_a_manifest_row(synthetic_videos,
                                                          tmp_path):
   tasks = job.read_tasks(os.path.join(synthetic_videos, 'val.csv'),
@@ -89,19 +186,43 @@ def test_a_video_that_kills_its_worker_is_a_manifest_row(synthetic_videos,
   assert sum(r['status'] == decoder.OK for r in rows) == 4
 
 
-def _children(pid):
+def _open_files(pid):
+  try:
+    fds = os.listdir(f'/proc/{pid}/fd')
+  except OSError:
+    return []
   found = []
-  for task in os.listdir(f'/proc/{pid}/task'):
+  for fd in fds:
     try:
-      with open(f'/proc/{pid}/task/{task}/children') as f:
-        found += [int(c) for c in f.read().split()]
+      found.append(os.readlink(f'/proc/{pid}/fd/{fd}'))
     except OSError:
       pass
   return found
 
 
+def _pool_workers(pid):
+  """The conversion workers of process `pid`: its spawned children (not
+  multiprocessing's resource tracker)."""
+  found = []
+  for task in os.listdir(f'/proc/{pid}/task'):
+    try:
+      with open(f'/proc/{pid}/task/{task}/children') as f:
+        children = [int(c) for c in f.read().split()]
+    except OSError:
+      continue
+    for child in children:
+      try:
+        with open(f'/proc/{child}/cmdline', 'rb') as f:
+          if b'spawn_main' in f.read():
+            found.append(child)
+      except OSError:
+        pass
+  return found
+
+
 @pytest.mark.skipif(not os.path.exists('/proc/self/task'),
                     reason='reads a process\'s children from /proc')
+@pytest.mark.timeout(420)
 def test_sigkill_to_a_worker_mid_video_does_not_hang_the_job(tmp_path):
   """The issue's case: a worker SIGKILLed while it converts; the job ends
   in a bounded time with every video converted (the victim's video was
@@ -126,16 +247,18 @@ def test_sigkill_to_a_worker_mid_video_does_not_hang_the_job(tmp_path):
        '--fps=25', '--short_side=128'],
       cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       text=True)
-  victim, seen = None, None
+  victim = None
+  videos = os.path.dirname(real_video(names[0]))
   while time.time() - start < 120 and proc.poll() is None:
-    workers = _children(proc.pid)
-    if len(workers) >= 2 and seen is None:
-      seen = time.time()  # the pool started: its workers are converting
-    if seen and time.time() - seen > 1.0:
-      victim = workers[0]
+    # A worker that has a video open is converting it (a spawned worker
+    # spends its first seconds importing).
+    converting = [w for w in _pool_workers(proc.pid)
+                  if any(p.startswith(videos) for p in _open_files(w))]
+    if converting:
+      victim = converting[0]
       os.kill(victim, signal.SIGKILL)
       break
-    time.sleep(0.05)
+    time.sleep(0.02)
   assert victim is not None, 'the job ended before a worker could be killed'
   out, err = proc.communicate(timeout=300)
   took = time.time() - start

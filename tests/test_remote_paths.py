@@ -282,10 +282,15 @@ def _records_without_source_path(folder):
   return out
 
 
+@pytest.mark.timeout(300)
 def test_conversion_reads_and_writes_a_remote_bucket(synthetic_videos,
                                                      tmp_path):
   # Videos, CSV and label map on ram://; PyAV reads the videos through
   # tf.io.gfile. The output is compared with a local conversion.
+  # TensorFlow's ram:// lives in one process's memory, so the ram:// legs
+  # convert in this process (--workers=1). The spawned workers' remote
+  # reads are covered by a leg whose videos are file:// URLs: the same
+  # tf.io.gfile path, visible to other processes as gs:// is.
   from tfrecords_tools.conversion import job  # pylint: disable=g-import-not-at-top
   from tfrecords_tools.conversion import sources  # pylint: disable=g-import-not-at-top
   from tfrecords_tools.conversion import video_frames  # pylint: disable=g-import-not-at-top
@@ -293,11 +298,21 @@ def test_conversion_reads_and_writes_a_remote_bucket(synthetic_videos,
   options = video_frames.ConversionOptions(short_side=0)
   labels = sources.read_label_map(f'{remote}/label_map.txt')
 
-  def convert(video_root, output_dir):
+  def convert(video_root, output_dir, workers=1):
     tasks = job.read_tasks(f'{video_root}/val.csv', video_root, 'val')
-    return job.convert(tasks, output_dir, labels, options, 2, workers=2)
+    return job.convert(tasks, output_dir, labels, options, 2,
+                       workers=workers)
 
-  local = convert(synthetic_videos, str(tmp_path / 'local'))
+  local = convert(synthetic_videos, str(tmp_path / 'local'), workers=2)
+  url = convert(f'file://{synthetic_videos}', str(tmp_path / 'url'),
+                workers=2)
+  assert [r['path'] for r in url['rows']] == [
+      f'file://{r["path"]}' for r in local['rows']]
+  assert url['counts'] == local['counts']
+  assert _records_without_source_path(str(tmp_path / 'url')) == (
+      _records_without_source_path(str(tmp_path / 'local')))
+  with pytest.raises(job.UsageError, match='ram://.*--workers=1'):
+    convert(remote, str(tmp_path / 'refused'), workers=2)
   result = convert(remote, 'ram://bucket/records')
   assert result['counts'] == local['counts'] and local['counts']['ok'] > 0
   assert _records_without_source_path('ram://bucket/records') == (

@@ -159,10 +159,17 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
     return
   convert = _ConvertFn(convert_fn, options)
   tasks = [t for _, t in jobs]
+  in_memory = [t.path for t in tasks if _in_process_memory(t.path)]
+  if workers > 1 and in_memory:
+    raise UsageError(
+        f'{in_memory[0]}: a ram:// file lives in this process\'s memory, '
+        'where spawned conversion workers cannot read it; convert with '
+        '--workers=1')
   if workers > 1:
     results = worker_pool.ordered_results(
         convert, tasks, workers,
-        on_death=lambda task, why: failure_fn(task, decoder.WORKER_DIED, why))
+        on_failure=lambda task, outcome, why: failure_fn(
+            task, _FAILURE_STATUS[outcome], why))
   else:
     results = map(convert, tasks)
   writer, current = None, None
@@ -174,6 +181,13 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
     progress.update()
     if writer.tasks_added == len(specs[shard_index].tasks):
       writer.commit()
+
+
+def _in_process_memory(path) -> bool:
+  return bool(path) and str(path).startswith('ram://')
+
+
+_FAILURE_STATUS = {worker_pool.DIED: decoder.WORKER_DIED}
 
 
 class _ConvertFn:

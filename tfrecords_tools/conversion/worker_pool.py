@@ -1,51 +1,65 @@
-"""Conversion workers that may die: results in input order, whatever happens.
+"""Conversion workers that may die or hang: results in input order, whatever
+happens.
 
-A conversion runs for hours on a pool of processes, and a process can die
-under it: the kernel's OOM killer, a codec's segfault, a stray SIGKILL.
-`multiprocessing.Pool.imap` then waits forever for the task its dead worker
-held. Here (`ordered_results`):
+A conversion runs for hours on a pool of processes, and a task can go wrong
+under it: the kernel's OOM killer, a codec's segfault, a stray SIGKILL, or a
+video (or a gs:// read) that never returns. `multiprocessing.Pool.imap`
+then waits forever. Here (`ordered_results`), on `pebble`'s process pool,
+which knows which task a dead worker held and kills a worker whose task
+passed its deadline:
 
-  - tasks run on `workers` forked processes (`concurrent.futures`), at most
-    a small window ahead of the task the caller consumes, so results of a
-    slow video do not pile up behind it;
-  - when a worker dies, the pool is replaced, and every task that had not
-    come back (the victim among them, which one is not known) is run again,
-    each alone in a fresh process, `workers` at a time;
-  - a task whose own process dies again is the culprit: `on_death(task,
-    description)` makes its result (a manifest row `worker_died`, with the
-    signal), and the job goes on.
+  - tasks run on `workers` processes, at most a small window ahead of the
+    task the caller consumes, so results of a slow video do not pile up
+    behind it;
+  - a task whose worker died, or that passed its deadline, is run once more
+    alone, in a process of its own (an OOM kill may have been caused by the
+    neighbours; a stall by a passing network fault);
+  - if that fails too, `on_failure(task, outcome, description)` makes its
+    result (a manifest row `worker_died` or `timeout`), and the job goes on.
 
-So a death costs the window's tasks twice, never the job; a task that kills
-its process every time is reported, not retried forever (a rerun keeps it
-unless asked: `--retry_failed`).
+Start method: workers are *spawned* (a fresh interpreter), never forked.
+The parent has usually started threads before it converts: TensorFlow's
+(every command imports it), and FFmpeg's own. A forked child inherits their
+locks and state but not the threads: swscale's slice-thread pool, created by
+a `frame.reformat` in the parent, makes a forked child's `reformat` wait on a
+condition variable forever (seen with PyAV 18.1.1 / FFmpeg 8 / libswscale
+9.5 on an Intel Xeon; the same code passed on an AMD EPYC). A spawned worker
+shares nothing with the parent but the pickled task. Its cost is the
+imports, once per worker (not per video): measured in docs/benchmarks.md.
 """
 
-import collections
 import concurrent.futures
-import gc
 import multiprocessing
 import signal
-from typing import Callable, Iterable, Iterator, List, Sequence, Tuple
+from typing import Callable, Iterable, Iterator, Optional
 
 from absl import logging
+import pebble
 
-_CONTEXT = multiprocessing.get_context('fork')
+# Spawned, not forked: see the module doc. tests/test_conversion_faults.py
+# asserts it, and reproduces the hang that forking caused.
+START_METHOD = 'spawn'
+_CONTEXT = multiprocessing.get_context(START_METHOD)
+
+# What `on_failure` is told happened to a task (its second try included).
+DIED = 'died'
+TIMED_OUT = 'timeout'
 
 
-def _forked(start: Callable):
-  """start() with the parent's objects frozen for the fork: a child that
-  garbage-collects objects inherited from a process that has run TensorFlow
-  (their finalizers call into a runtime that did not survive the fork)
-  dies with a segfault."""
-  gc.freeze()
-  try:
-    return start()
-  finally:
-    gc.unfreeze()
+class WorkersCannotStart(RuntimeError):
+  """Every worker of the pool ended before it could take a task."""
+
+
+_CANNOT_START = (
+    'the conversion workers could not start: each one ended before taking '
+    'a task (its error output is above). Workers are spawned, and a spawned '
+    "worker imports the program's main module: a script that converts with "
+    "more than one worker must do so under `if __name__ == '__main__':`, "
+    "as Python's spawn start method requires")
 
 
 def describe_exit(exitcode) -> str:
-  """'killed by SIGKILL' / 'exited with status 3' for a Process.exitcode."""
+  """'killed by SIGKILL' / 'exited with status 3' for a process exit code."""
   if exitcode is None:
     return 'did not exit'
   if exitcode < 0:
@@ -56,114 +70,119 @@ def describe_exit(exitcode) -> str:
   return f'exited with status {exitcode}'
 
 
-def _child(fn, task, connection):
-  connection.send(fn(task))
-  connection.close()
+def new_pool(workers: int) -> pebble.ProcessPool:
+  """A pool of `workers` spawned processes (see the module doc)."""
+  return pebble.ProcessPool(max_workers=max(1, workers), context=_CONTEXT)
 
 
-def run_isolated(fn: Callable, tasks: Sequence, workers: int
-                 ) -> List[Tuple[bool, object]]:
-  """fn(task) for each task, each in a process of its own, `workers` at a
-  time; per task (True, result) or (False, how its process ended)."""
-  results: List[Tuple[bool, object]] = [None] * len(tasks)  # type: ignore
-  pending = list(enumerate(tasks))
-  running = []
-  while pending or running:
-    while pending and len(running) < max(1, workers):
-      index, task = pending.pop(0)
-      receive, send = _CONTEXT.Pipe(duplex=False)
-      process = _CONTEXT.Process(target=_child, args=(fn, task, send),
-                                 daemon=True)
-      _forked(process.start)
-      send.close()
-      running.append((index, process, receive))
-    index, process, receive = running.pop(0)
-    try:
-      results[index] = (True, receive.recv())
-    except EOFError:  # the process ended without sending
-      process.join()
-      results[index] = (False, describe_exit(process.exitcode))
-    else:
-      process.join()
-    receive.close()
-  return results
+def close_pool(pool: pebble.ProcessPool, kill: bool) -> None:
+  """Ends the pool: waits for its workers, or kills them first (a
+  generator closed early, an exception). Joined either way, so nothing is
+  left to shut down at interpreter exit."""
+  if kill:
+    pool.stop()
+  else:
+    pool.close()
+  pool.join()
 
 
-class _Done:
-  """A finished result in the window (what an isolated rerun returned)."""
+def _outcome(future, deadline: Optional[float]):
+  """(None, value) for a task that returned; (DIED or TIMED_OUT, what
+  happened) for one whose process died or that passed its deadline. An
+  exception that the task raised is raised here."""
+  try:
+    return None, future.result()
+  except pebble.ProcessExpired as e:
+    return DIED, describe_exit(e.exitcode)
+  except concurrent.futures.TimeoutError:
+    return TIMED_OUT, f'did not finish within its deadline of {deadline:g} s'
 
-  def __init__(self, value):
-    self._value = value
 
-  def result(self):
-    return self._value
+def run_alone(fn: Callable, task, deadline: Optional[float] = None):
+  """fn(task) in a process of its own: (None, value), or (DIED/TIMED_OUT,
+  what happened)."""
+  pool = new_pool(1)
+  try:
+    return _outcome(pool.schedule(fn, args=(task,), timeout=deadline),
+                    deadline)
+  finally:
+    close_pool(pool, kill=True)
 
 
 def ordered_results(fn: Callable, tasks: Iterable, workers: int,
-                    on_death: Callable[[object, str], object],
-                    window: int = 0) -> Iterator:
-  """fn(task) for every task, in order (see the module doc); fn must be
-  picklable and is expected not to raise (an exception it raises is
-  re-raised here)."""
-  window = window or 2 * workers + 2
-  queue = collections.deque()
-  tasks = iter(tasks)
-  executor = None
+                    on_failure: Callable[[object, str, str], object],
+                    deadline: Optional[Callable[[object], Optional[float]]]
+                    = None, window: int = 0) -> Iterator:
+  """fn(task) for every task, in order (see the module doc).
 
-  def new_executor():
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=_CONTEXT)
+  Args:
+    fn: a picklable callable, expected not to raise (an exception it raises
+      is re-raised here).
+    tasks: the inputs, consumed lazily.
+    workers: processes converting at once.
+    on_failure: (task, DIED or TIMED_OUT, description) -> the result to
+      yield for a task that failed twice.
+    deadline: task -> seconds it may take (None: no limit).
+    window: tasks in flight at most (default 2 * workers + 2).
+  """
+  window = window or 2 * workers + 2
+  deadline = deadline or (lambda task: None)
+  in_flight = []
+  tasks = iter(tasks)
+  pool = new_pool(workers)
+  finished = False
 
   def fill():
-    nonlocal executor
-    while len(queue) < window:
-      try:
-        task = next(tasks)
-      except StopIteration:
+    for task in tasks:
+      seconds = deadline(task)
+      in_flight.append((task, seconds,
+                        pool.schedule(fn, args=(task,), timeout=seconds)))
+      if len(in_flight) >= window:
         return
-      if executor is None:
-        executor = new_executor()
-      queue.append((task, _forked(lambda t=task: executor.submit(fn, t))))
 
   try:
     fill()
-    while queue:
-      task, future = queue[0]
-      try:
-        value = future.result()
-      except concurrent.futures.process.BrokenProcessPool:
-        executor.shutdown(wait=False, cancel_futures=True)
-        executor = None
-        _rerun_window(fn, queue, workers, on_death)
-        continue
-      queue.popleft()
+    while in_flight:
+      task, seconds, future = in_flight.pop(0)
+      failure, value = _outcome(future, seconds)
+      if failure:
+        value = _second_try(fn, task, seconds, failure, value, on_failure)
       yield value
       fill()
+    finished = True
+  except concurrent.futures.process.BrokenProcessPool as e:
+    raise WorkersCannotStart(_CANNOT_START) from e
   finally:
-    if executor is not None:
-      executor.shutdown(wait=False, cancel_futures=True)
+    close_pool(pool, kill=not finished)
 
 
-def _rerun_window(fn, queue, workers, on_death) -> None:
-  """After a worker died: the tasks of the window that did not come back,
-  each alone; their results (or `on_death`'s) replace them in place."""
-  lost = []
-  for position, (task, future) in enumerate(queue):
-    if isinstance(future, _Done):
-      continue
-    if future.done() and not future.cancelled() and (
-        future.exception() is None):
-      continue  # came back before the pool broke
-    lost.append(position)
-  logging.warning('a conversion worker died: the pool is restarted and %d '
-                  'unfinished tasks are run again, each in its own process',
-                  len(lost))
-  outcomes = run_isolated(fn, [queue[p][0] for p in lost], workers)
-  for position, (ok, value) in zip(lost, outcomes):
-    task = queue[position][0]
-    if not ok:
-      description = (f'the conversion process {value} on this input, '
-                     'twice (once in the pool, once alone)')
-      logging.warning('%s', description)
-      value = on_death(task, description)
-    queue[position] = (task, _Done(value))
+def _second_try(fn, task, seconds, failure, first, on_failure):
+  """The value for a task that failed once: its own in a process alone,
+  else `on_failure`'s."""
+  if failure == DIED:
+    logging.warning('a conversion worker died (%s): its task is run again '
+                    'alone', first)
+  else:
+    logging.warning('a conversion task %s: its worker was killed and the '
+                    'task is run again alone', first)
+  again, value = run_alone(fn, task, seconds)
+  if not again:
+    return value
+  if again == DIED:
+    description = (f'the conversion process {value} on this input, twice '
+                   '(once in the pool, once alone)')
+  else:
+    description = (f'the conversion {value}, twice (once in the pool, once '
+                   'alone)')
+  logging.warning('%s', description)
+  return on_failure(task, again, description)
+
+
+def map_in_order(fn: Callable, tasks: Iterable, workers: int) -> list:
+  """[fn(task) for task in tasks] on `workers` spawned processes (the
+  synthetic data sets' video writers: PyAV encoding runs swscale too). A
+  task that kills or stalls its process twice raises: there is no row to
+  record it in."""
+  def fail(task, outcome, description):
+    raise RuntimeError(f'{fn.__name__}{task!r}: {description} ({outcome})')
+  return list(ordered_results(fn, tasks, workers, on_failure=fail))

@@ -18,12 +18,12 @@ the path as written in the CSV).
 """
 
 import csv
-import multiprocessing
 import os
 from typing import Dict, List, Tuple
 
 import numpy as np
 
+from tfrecords_tools.conversion import worker_pool
 from tfrecords_tools.datasets import synthetic
 
 SHAPES = ('circle', 'square', 'triangle', 'cross', 'ring', 'diamond')
@@ -157,8 +157,8 @@ def make_dataset(output_dir: str, videos_per_cell: int, test_fraction: float,
         jobs.append((output_dir, shape, direction, f'{shape}_{direction}_{k:03d}',
                      int(np.random.SeedSequence(video_seed).generate_state(1)[0]),
                      num_frames, size, fps, pan))
-  with multiprocessing.get_context('fork').Pool(workers or os.cpu_count()) as p:
-    made = p.map(_make_one, jobs, chunksize=4)
+  # Spawned workers, never forked (worker_pool's module doc says why).
+  made = worker_pool.map_in_order(_make_one, jobs, workers or os.cpu_count())
   num_test = int(round(videos_per_cell * test_fraction))
   splits = {'train': [], 'test': []}
   for i, row in enumerate(made):

@@ -13,12 +13,13 @@ through the same decoding and conversion path as real data.
 
 import csv
 import fractions
-import multiprocessing
 import os
 from typing import List, Tuple
 
 import av
 import numpy as np
+
+from tfrecords_tools.conversion import worker_pool
 
 CLASSES = ('circle_ccw', 'circle_cw', 'grow', 'move_down', 'move_left',
            'move_right', 'move_up', 'shrink')
@@ -191,8 +192,8 @@ def make_dataset(output_dir: str, videos_per_class: int, val_fraction: float,
     for k in range(videos_per_class):
       jobs.append((output_dir, label, k, seed * 1_000_003 + c * 10_007 + k,
                    num_frames, size, fps, appearances, seed))
-  with multiprocessing.get_context('fork').Pool(workers or os.cpu_count()) as p:
-    made = p.map(_make_one, jobs, chunksize=4)
+  # Spawned workers, never forked (worker_pool's module doc says why).
+  made = worker_pool.map_in_order(_make_one, jobs, workers or os.cpu_count())
   num_val = int(round(videos_per_class * val_fraction))
   splits = {'train': [], 'val': []}
   for i, (rel, label) in enumerate(made):
