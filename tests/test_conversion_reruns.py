@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from tests.conftest import run_module
+from tfrecords_tools.conversion import folder_lock
 from tfrecords_tools.conversion import job
 from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import sources
@@ -139,17 +140,17 @@ def test_a_second_job_into_the_same_folder_is_refused(synthetic_videos,
   listing = _listing(tmp_path / 'a.csv', _videos(synthetic_videos)[:2])
   out = tmp_path / 'out'
   out.mkdir()
-  with rerun.Lock(str(out)):  # a running job: this process, alive
+  with folder_lock.Lock(str(out)):  # a running job: this process, alive
     with pytest.raises(rerun.RerunError, match='being converted by another '
                        r'job \(pid \d+ on this host'):
       _convert(listing, synthetic_videos, out, labels)
-  assert not (out / rerun.LOCK_FILE).exists()  # released
+  assert not (out / folder_lock.LOCK_FILE).exists()  # released
   # A lock left by a process that is gone is taken over.
-  (out / rerun.LOCK_FILE).write_text(json.dumps(
+  (out / folder_lock.LOCK_FILE).write_text(json.dumps(
       {'host': os.uname().nodename, 'pid': 2 ** 22 + 17, 'started': 0}))
   assert _convert(listing, synthetic_videos, out, labels)['counts']['ok'] == 2
   # Another host's lock cannot be checked: refused, naming how to remove it.
-  (out / rerun.LOCK_FILE).write_text(json.dumps(
+  (out / folder_lock.LOCK_FILE).write_text(json.dumps(
       {'host': 'worker-7', 'pid': 1, 'started': 0}))
   with pytest.raises(rerun.RerunError, match="host 'worker-7'.*delete"):
     _convert(listing, synthetic_videos, out, labels)
@@ -166,6 +167,15 @@ def test_command_line_errors_are_one_line(synthetic_videos, tmp_path):
   assert result.returncode == 2
   assert 'cannot be created' in result.stderr and 'Traceback' not in (
       result.stderr)
+  bad_deadline = run_module('tfrecords_tools.convert_videos',
+                            f'--input_csv={listing}',
+                            f'--video_root={synthetic_videos}',
+                            f'--output_dir={tmp_path}/never',
+                            '--deadline=soon', check=False)
+  assert bad_deadline.returncode != 0
+  assert "--deadline='soon': expected 'auto'" in bad_deadline.stderr
+  assert 'Traceback' not in bad_deadline.stderr
+  assert not (tmp_path / 'never').exists()
   out = tmp_path / 'out'
   run_module('tfrecords_tools.convert_videos', f'--input_csv={listing}',
              f'--video_root={synthetic_videos}', f'--output_dir={out}',

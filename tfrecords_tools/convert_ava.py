@@ -38,6 +38,8 @@ from cvrl import files
 from cvrl.data import ava_files
 from tfrecords_tools.conversion import ava_keyframes
 from tfrecords_tools.conversion import decoder
+from tfrecords_tools.conversion import deadlines
+from tfrecords_tools.conversion import folder_lock
 from tfrecords_tools.conversion import job
 from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
@@ -82,6 +84,10 @@ _KEYFRAMES = flags.DEFINE_enum(
 _NUM_SHARDS = flags.DEFINE_integer('num_shards', 16, 'Shards.')
 _WORKERS = flags.DEFINE_integer('workers', 0, 'Processes; 0: all cores.')
 _RUNNER = flags.DEFINE_enum('runner', 'local', ['local', 'beam'], 'Runner.')
+_DEADLINE = flags.DEFINE_string(
+    'deadline', 'auto',
+    'Time a worker may spend on one movie chunk: auto (120 s + 10 s a '
+    'second of movie), none, or seconds (see convert_videos --deadline).')
 _BEAM_RUNNER = flags.DEFINE_string('beam_runner', None, 'Beam runner.')
 
 _OVERWRITE = flags.DEFINE_bool(
@@ -147,6 +153,10 @@ def main(argv):
         _KEYFRAMES_PER_TASK.value, _KEYFRAMES.value == 'annotated')
     if not tasks:
       raise job.UsageError('the annotations list no keyframe')
+    try:
+      deadline = deadlines.parse(_DEADLINE.value)
+    except ValueError as e:
+      raise job.UsageError(str(e)) from e
     options = ava_keyframes.ClipOptions(
         fps=_FPS.value, clip_frames=_CLIP_FRAMES.value,
         short_side=_SHORT_SIDE.value, jpeg_quality=_JPEG_QUALITY.value,
@@ -158,7 +168,7 @@ def main(argv):
                   keyframes=_KEYFRAMES.value,
                   keyframes_per_task=_KEYFRAMES_PER_TASK.value,
                   labels={str(k): v for k, v in sorted(labels.items())})
-    lock = rerun.Lock(output_dir)
+    lock = folder_lock.Lock(output_dir)
     lock.acquire()
     job.check_options(output_dir, record, _OVERWRITE.value)
     for p in problems[:20]:
@@ -173,7 +183,8 @@ def main(argv):
                         ava_keyframes.encode_chunk, unit='movie chunks',
                         record=record, overwrite=_OVERWRITE.value,
                         retry_failed=_RETRY_FAILED.value,
-                        failure_fn=ava_keyframes.failed_chunk)
+                        failure_fn=ava_keyframes.failed_chunk,
+                        deadline=deadline)
     # After the rerun check: a refused rerun changes nothing in the folder.
     tf.io.gfile.copy(label_map, os.path.join(output_dir, LABEL_MAP_FILE),
                      overwrite=True)

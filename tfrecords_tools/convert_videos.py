@@ -32,8 +32,9 @@ follow, with Beam's `--runner` spelled `--beam_runner`:
 Output in --output_dir: `{split}-{i:05d}-of-{n:05d}.tfrecord`, `label_map.txt`,
 `manifest.jsonl` (one row per video with its status), `conversion.json`.
 Bad videos are counted in the manifest and the summary, never fatal; a
-video whose conversion process dies (OOM, a codec crash) is retried alone
-and, if it dies again, recorded as `worker_died`. Killing the job and
+video whose conversion process dies (OOM, a codec crash) or passes its
+--deadline is retried alone and, if that fails again, recorded as
+`worker_died` or `timeout`. Killing the job and
 running the same command again finishes it with byte-identical output,
 keeping finished shards (their failed videos too, unless a missing file
 appeared or a file changed since; --retry_failed converts them again).
@@ -48,6 +49,7 @@ from absl import app
 from absl import flags
 
 from cvrl import files
+from tfrecords_tools.conversion import deadlines
 from tfrecords_tools.conversion import job
 from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
@@ -90,6 +92,12 @@ _NUM_SHARDS = flags.DEFINE_integer(
     'num_shards', 8, 'Shards per split (fewer if the split has fewer videos).')
 _WORKERS = flags.DEFINE_integer(
     'workers', 0, 'Decoding processes for --runner=local; 0 means all cores.')
+_DEADLINE = flags.DEFINE_string(
+    'deadline', 'auto',
+    'Time a worker may spend on one video before it is ended: auto (120 s '
+    '+ 10 s a second of video converted, counted from the file\'s opening), '
+    'none, or a number of seconds. Workers only: --workers=1 converts in '
+    'this process, without a deadline.')
 _RUNNER = flags.DEFINE_enum(
     'runner', 'local', ['local', 'beam'],
     'local: a process pool on this machine. beam: an Apache Beam pipeline '
@@ -146,6 +154,10 @@ def main(argv):
   if _NUM_SHARDS.value < 1:
     raise app.UsageError(f'--num_shards must be >= 1, got {_NUM_SHARDS.value}')
   try:
+    deadline = deadlines.parse(_DEADLINE.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  try:
     if _SPLIT_FILES.value:
       if not _SPLIT_DIR.value or not _VIDEO_ROOT.value:
         raise job.UsageError(
@@ -169,7 +181,7 @@ def main(argv):
         tasks, _OUTPUT_DIR.value, labels, options, _NUM_SHARDS.value,
         runner=_RUNNER.value, workers=_WORKERS.value or os.cpu_count() or 1,
         beam_args=beam_args, overwrite=_OVERWRITE.value,
-        retry_failed=_RETRY_FAILED.value)
+        retry_failed=_RETRY_FAILED.value, deadline=deadline)
   except (job.UsageError, sources.SourceError,
           rerun.RerunError) + files.FILE_ERRORS as e:
     print(f'convert_videos: error: {e}', file=sys.stderr)

@@ -12,17 +12,23 @@ handled twice. Everywhere else (one GPU host, a CPU) `Guard`:
      at a time (not Orbit's in-graph while loop) and stops after the step
      in flight;
   2. the controller (`train_actions.CheckpointFirstController`) then saves
-     a checkpoint at that step, and the command exits 0 with a line naming
-     it; the same command run again resumes from it with exactly the
-     batches an uninterrupted run would have seen;
+     a checkpoint at that step, and the command exits with a line naming it
+     and the status 128 + the signal's number (143 for SIGTERM, 130 for
+     SIGINT; `exit_status`): not 0, which a Kubernetes Job, Vertex AI,
+     systemd's Restart=on-failure, a Slurm requeue or a shell `until` loop
+     read as "finished". The same command run again resumes from the
+     checkpoint with exactly the batches an uninterrupted run would have
+     seen;
   3. a signal during an evaluation (whose step is already saved) stops the
-     evaluation after its current batch;
-  4. a second signal exits at once, as the default handlers would.
+     evaluation before its next batch: the handler only records the signal,
+     and the evaluation loop (`stoppable_eval_loop_fn`) checks it between
+     batches, so nothing is interrupted inside a write;
+  4. further signals while stopping are ignored with a line (launchers
+     that signal a process group deliver two at once); SIGKILL still ends
+     the job at once.
 """
 
-import contextlib
 import signal
-import sys
 import threading
 from typing import Optional
 
@@ -32,6 +38,12 @@ from official.core import base_trainer
 from orbit.utils import loop_fns
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def exit_status(signal_name: str) -> int:
+  """The command's exit status after a save on `signal_name`: 128 + its
+  number, as a shell reports a process ended by it (restartable, not 0)."""
+  return 128 + int(signal.Signals[signal_name])
 
 
 class Preempted(Exception):
@@ -54,37 +66,25 @@ class Guard:
     self._print = printer
     self.signal_name = ''
     self._previous = {}
-    self._raise_now = False
 
   @property
   def requested(self) -> bool:
     return bool(self.signal_name)
 
   def _handle(self, signum, unused_frame):
+    # Only records the signal: raising here would interrupt whatever Python
+    # is running (a checkpoint or summary write); the loops check
+    # `requested` between steps and batches.
     name = signal.Signals(signum).name
-    if self.requested:  # the second one: exit now, as the default would
-      self._print(f'train: {name} again: exiting without saving', flush=True)
-      self.restore()
-      sys.exit(128 + signum)
+    if self.requested:
+      self._print(f'train: {name} ignored: already stopping after '
+                  f'{self.signal_name} (saving a checkpoint; SIGKILL ends '
+                  'the job at once)', flush=True)
+      return
     self.signal_name = name
     self._print(f'train: {name} received: finishing the current step, then '
-                'saving a checkpoint and exiting (send it again to exit at '
-                'once)', flush=True)
+                'saving a checkpoint and exiting', flush=True)
     logging.warning('%s received: stopping after the current step', name)
-    if self._raise_now:
-      raise Preempted(name)
-
-  @contextlib.contextmanager
-  def stop_at_once(self):
-    """Within: a signal raises Preempted as soon as Python runs again (an
-    evaluation, whose step is already saved)."""
-    self._raise_now = True
-    try:
-      if self.requested:
-        raise Preempted(self.signal_name)
-      yield
-    finally:
-      self._raise_now = False
 
   def install(self) -> 'Guard':
     if threading.current_thread() is not threading.main_thread():
@@ -94,8 +94,11 @@ class Guard:
     return self
 
   def restore(self) -> None:
+    """Puts the previous handlers back; once a signal came, ignores the
+    signals instead (the job is stopping: a repeat must not end it before
+    it exits with its status)."""
     for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
+      signal.signal(signum, signal.SIG_IGN if self.requested else handler)
     self._previous = {}
 
   def __enter__(self):
@@ -110,6 +113,28 @@ def model_garden_handles_it(params, distribution) -> bool:
   (official.core.actions: a cluster resolver and the trainer's flag)."""
   return bool(params.trainer.preemption_on_demand_checkpoint and
               getattr(distribution, 'cluster_resolver', None))
+
+
+def stoppable_eval_loop_fn(step_fn, guard: Guard):
+  """An evaluation loop like Orbit's Python one (`num_steps` -1: until the
+  data ends), raising Preempted before a batch once `guard` has a signal."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def loop_fn(iterator, num_steps, state=None, reduce_fn=None):
+    num_steps = int(num_steps)
+    done = 0
+    try:
+      while num_steps == -1 or done < num_steps:
+        if guard.requested:
+          raise Preempted(guard.signal_name)
+        outputs = step_fn(iterator)
+        if reduce_fn is not None:
+          state = reduce_fn(state, outputs)
+        done += 1
+    except (StopIteration, tf.errors.OutOfRangeError):
+      pass
+    return state
+  return loop_fn
 
 
 def stoppable_loop_fn(step_fn, guard: Guard):
@@ -141,3 +166,12 @@ class StoppableTrainer(base_trainer.Trainer):
     if self._train_options.use_tf_function:
       step_fn = tf.function(step_fn)
     return stoppable_loop_fn(step_fn, self.guard)
+
+  def create_eval_loop_fn(self, has_state: bool):
+    if self.guard is None or self._eval_options.use_tf_while_loop:
+      return super().create_eval_loop_fn(has_state)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    step_fn = self.eval_step
+    if self._eval_options.use_tf_function:
+      step_fn = tf.function(step_fn)
+    return stoppable_eval_loop_fn(step_fn, self.guard)

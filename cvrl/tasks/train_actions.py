@@ -108,8 +108,9 @@ class CheckpointFirstController(orbit.Controller):
     if self.guard is None:
       return self.evaluate(steps=steps)
     try:
-      with self.guard.stop_at_once():
-        return self.evaluate(steps=steps)
+      if self.guard.requested:  # came while the checkpoint was written
+        raise preemption.Preempted(self.guard.signal_name)
+      return self.evaluate(steps=steps)
     except preemption.Preempted as e:  # the step is saved (train above)
       raise preemption.Preempted(
           e.signal_name, int(self.global_step.numpy()),

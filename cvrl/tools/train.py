@@ -23,7 +23,8 @@ Resuming: running the same command again restores the last checkpoint in
 batches an uninterrupted run would see (stateless, position-keyed input).
 A last checkpoint that cannot be read is named and the newest readable one
 is used (`cvrl.tasks.resume`). SIGTERM or Ctrl-C stops after the current
-step with a checkpoint (`cvrl.tasks.preemption`).
+step with a checkpoint and exits with 128 + the signal's number (143, 130),
+so that a restart loop runs the command again (`cvrl.tasks.preemption`).
 """
 
 import contextlib
@@ -156,10 +157,11 @@ def main(_):
   try:
     run_experiment(params, FLAGS.mode, FLAGS.model_dir)
   except preemption.Preempted as e:
+    status = preemption.exit_status(e.signal_name)
     print(f'train: stopped by {e.signal_name} at step {e.step}; saved '
-          f'{e.checkpoint}. Run the same command to resume.', file=sys.stderr,
-          flush=True)
-    return
+          f'{e.checkpoint}. Run the same command to resume (exit status '
+          f'{status}: not finished).', file=sys.stderr, flush=True)
+    sys.exit(status)
   except (tf.errors.DataLossError, train_actions.EvaluationError) as e:
     # A damaged record, in training or in an evaluation: name the file.
     cause = e if isinstance(e, tf.errors.DataLossError) else e.__cause__

@@ -20,6 +20,8 @@ from typing import Any, Callable, List, Optional
 import av
 import numpy as np
 
+from tfrecords_tools.conversion import deadlines
+
 # Statuses of a conversion, shared with the manifest.
 OK = 'ok'
 MISSING = 'missing'
@@ -28,7 +30,10 @@ TOO_SHORT = 'too_short'
 UNREADABLE = 'unreadable'
 # The conversion process died on this input twice (conversion.worker_pool).
 WORKER_DIED = 'worker_died'
-STATUSES = (OK, MISSING, CORRUPT, TOO_SHORT, UNREADABLE, WORKER_DIED)
+# The conversion passed its deadline twice (conversion.deadlines).
+TIMEOUT = 'timeout'
+STATUSES = (OK, MISSING, CORRUPT, TOO_SHORT, UNREADABLE, WORKER_DIED,
+            TIMEOUT)
 
 _DEFAULT_FPS = 25.0
 
@@ -121,6 +126,22 @@ def _to_upright_rgb(frame, short_side: int) -> np.ndarray:
   if turns:
     rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
   return rgb
+
+
+def _seconds_to_convert(container, stream, start: float,
+                        end: float) -> Optional[float]:
+  """Seconds of video in the window [start, end), as far as the
+  container's header tells (None when it does not and end is open)."""
+  duration = None
+  if container.duration:
+    duration = container.duration / av.time_base
+  elif stream.duration and stream.time_base:
+    duration = float(stream.duration * stream.time_base)
+  if duration is not None:
+    end = min(end, duration)
+  if not math.isfinite(end):
+    return None
+  return max(0.0, end - start)
 
 
 def _stream_fps(stream) -> float:
@@ -283,6 +304,8 @@ def decode_video(path: str, options: DecodeOptions,
     clock = _Clock(source_fps)
     start = options.start_s if options.start_s is not None else 0.0
     end = options.end_s if options.end_s is not None else math.inf
+    # A worker's deadline follows the length of what is converted.
+    deadlines.video_opened(_seconds_to_convert(container, stream, start, end))
     if start > 0 and stream.time_base:
       # Seek to the keyframe before the window; frames before it are dropped
       # by the time test below. Seeking is best effort: some files refuse.

@@ -16,9 +16,12 @@ import tensorflow as tf
 from cvrl import files
 from cvrl import progress as progress_lib
 from tfrecords_tools.conversion import beam_runner
+from tfrecords_tools.conversion import deadlines
+from tfrecords_tools.conversion import folder_lock
 from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import shards
 from tfrecords_tools.conversion import sources
+from tfrecords_tools.conversion import task_call
 from tfrecords_tools.conversion import video_frames
 from tfrecords_tools.conversion import decoder
 from tfrecords_tools.conversion import worker_pool
@@ -149,15 +152,16 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
               progress: progress_lib.Progress,
               convert_fn: Callable = video_frames.convert_video,
               encode: Callable = shards.encode_video,
-              failure_fn: Callable = video_frames.failed_result) -> None:
-  """Converts on `workers` processes (`worker_pool`: a dead worker's tasks
-  are retried, a task that kills its process twice is recorded as
-  `worker_died`); writes shards in order in this process. --workers=1
-  converts in this process."""
+              failure_fn: Callable = video_frames.failed_result,
+              deadline: Optional[deadlines.Deadline] = deadlines.DEFAULT
+              ) -> None:
+  """Converts on `workers` processes (`worker_pool`: a task whose worker
+  died or passed its `deadline` is retried alone, then recorded as
+  `worker_died` or `timeout`); writes shards in order in this process.
+  --workers=1 converts in this process, without a deadline."""
   jobs = [(i, t) for i in pending for t in specs[i].tasks]
   if not jobs:
     return
-  convert = _ConvertFn(convert_fn, options)
   tasks = [t for _, t in jobs]
   in_memory = [t.path for t in tasks if _in_process_memory(t.path)]
   if workers > 1 and in_memory:
@@ -167,11 +171,10 @@ def run_local(specs: Sequence[shards.ShardSpec], pending: Sequence[int],
         '--workers=1')
   if workers > 1:
     results = worker_pool.ordered_results(
-        convert, tasks, workers,
-        on_failure=lambda task, outcome, why: failure_fn(
-            task, _FAILURE_STATUS[outcome], why))
+        task_call.ConvertCall(convert_fn, options, deadline), tasks, workers,
+        on_failure=task_call.failure_handler(failure_fn, deadline))
   else:
-    results = map(convert, tasks)
+    results = map(task_call.ConvertCall(convert_fn, options, None), tasks)
   writer, current = None, None
   for (shard_index, _), result in zip(jobs, results):
     if shard_index != current:
@@ -187,32 +190,21 @@ def _in_process_memory(path) -> bool:
   return bool(path) and str(path).startswith('ram://')
 
 
-_FAILURE_STATUS = {worker_pool.DIED: decoder.WORKER_DIED}
-
-
-class _ConvertFn:
-  """Picklable callable binding the options, for Pool.imap."""
-
-  def __init__(self, convert_fn, options):
-    self._convert_fn = convert_fn
-    self._options = options
-
-  def __call__(self, task):
-    return self._convert_fn(task, self._options)
-
-
 def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
              runner: str, workers: int, beam_args: Sequence[str] = (),
              convert_fn: Callable = video_frames.convert_video,
              encode: Callable = shards.encode_video,
              unit: str = 'videos', record: Optional[dict] = None,
              overwrite: bool = False, retry_failed: bool = False,
-             failure_fn: Callable = video_frames.failed_result) -> List[dict]:
+             failure_fn: Callable = video_frames.failed_result,
+             deadline: Optional[deadlines.Deadline] = deadlines.DEFAULT
+             ) -> List[dict]:
   """Writes the shards of `specs` that a rerun may not keep (removing what
   a killed run left; `plan_rerun`), then the manifest; returns its rows.
 
   record: the options that the shards' fingerprints cover (default: the
   conversion options).
+  deadline: each video's time limit in a worker (None: no limit).
   """
   stale = shards.remove_stale_temporaries(output_dir)
   if stale:
@@ -228,10 +220,10 @@ def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
   progress = progress_lib.Progress(todo, unit=unit)
   if runner == 'beam':
     beam_runner.run(specs, pending, output_dir, options, list(beam_args),
-                    convert_fn, encode)
+                    convert_fn, encode, failure_fn, deadline)
   else:
     run_local(specs, pending, output_dir, options, workers, progress,
-              convert_fn, encode, failure_fn)
+              convert_fn, encode, failure_fn, deadline)
   return shards.write_manifest(output_dir, specs)
 
 
@@ -251,7 +243,9 @@ def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
             options: video_frames.ConversionOptions, num_shards: int,
             runner: str = 'local', workers: int = 1,
             beam_args: Sequence[str] = (), overwrite: bool = False,
-            retry_failed: bool = False) -> dict:
+            retry_failed: bool = False,
+            deadline: Optional[deadlines.Deadline] = deadlines.DEFAULT
+            ) -> dict:
   """Converts `tasks` into `output_dir`, resuming any earlier partial run
   of the same inputs (refusing other inputs unless overwrite; `rerun`).
 
@@ -262,13 +256,13 @@ def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
   prepare_output_dir(output_dir)
   record = dataclasses.asdict(options)
   record.update(num_shards=num_shards, label_map=list(label_map))
-  with rerun.Lock(output_dir):
+  with folder_lock.Lock(output_dir):
     check_options(output_dir, record, overwrite)
     specs = shards.plan_shards(tasks, num_shards)
     label_map_path = os.path.join(output_dir, shards.LABEL_MAP_FILE)
     rows = run_plan(specs, output_dir, options, runner, workers, beam_args,
                     record=record, overwrite=overwrite,
-                    retry_failed=retry_failed)
+                    retry_failed=retry_failed, deadline=deadline)
     with tf.io.gfile.GFile(label_map_path, 'w') as f:
       f.write(''.join(f'{name}\n' for name in label_map))
   counts = video_frames.summarize(rows)

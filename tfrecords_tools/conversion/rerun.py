@@ -22,18 +22,13 @@ and shards of an earlier plan that this one does not write (another
 touches nothing. Shards written before fingerprints existed are adopted
 when their manifest rows name the same clips, paths and labels.
 
-`Lock`: a conversion holds `<output_dir>/.conversion.lock` (host, pid,
-start time); a second job into the same folder stops with a message naming
-the holder. A lock left by a process of this host that is gone is taken
-over; one of another host is reported with how to remove it.
+One job per output folder: `folder_lock`.
 """
 
 import dataclasses
 import hashlib
 import json
 import os
-import socket
-import time
 from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
@@ -41,11 +36,10 @@ import tensorflow as tf
 from tfrecords_tools.conversion import decoder
 
 INPUTS_SUFFIX = '.inputs'
-LOCK_FILE = '.conversion.lock'
 # Failures that a fixed path or file may cure (a rerun looks at their files;
 # --retry_failed converts them again).
 RETRY_STATUSES = (decoder.MISSING, decoder.UNREADABLE, decoder.CORRUPT,
-                  decoder.WORKER_DIED)
+                  decoder.WORKER_DIED, decoder.TIMEOUT)
 
 
 class RerunError(ValueError):
@@ -174,77 +168,3 @@ def refusal(output_dir: str, differences: Sequence[str]) -> RerunError:
       'Nothing was changed. Rerun with --overwrite to convert these inputs '
       'into it (shards whose inputs are unchanged are kept), or give a new '
       '--output_dir')
-
-
-class Lock:
-  """One conversion per output folder (see the module doc)."""
-
-  def __init__(self, output_dir: str, clock=time.time):
-    self.path = os.path.join(output_dir, LOCK_FILE)
-    self._clock = clock
-    self._held = False
-
-  def _holder(self) -> Optional[Dict]:
-    text = _read(self.path)
-    if text is None:
-      return None
-    try:
-      return json.loads(text)
-    except ValueError:
-      return {'host': '?', 'pid': -1, 'started': 0}
-
-  @staticmethod
-  def _alive(pid: int) -> bool:
-    try:
-      os.kill(pid, 0)
-    except ProcessLookupError:
-      return False
-    except PermissionError:
-      return True
-    return True
-
-  def acquire(self) -> None:
-    me = {'host': socket.gethostname(), 'pid': os.getpid(),
-          'started': self._clock()}
-    holder = self._holder()
-    if holder is not None:
-      same_host = holder.get('host') == me['host']
-      if not same_host or self._alive(int(holder.get('pid', -1))):
-        since = time.strftime('%Y-%m-%d %H:%M:%S',
-                              time.localtime(holder.get('started', 0)))
-        where = ('this host' if same_host else
-                 f'host {holder.get("host")!r}')
-        raise RerunError(
-            f'{os.path.dirname(self.path)} is being converted by another job '
-            f'(pid {holder.get("pid")} on {where}, since {since}); wait for '
-            f'it, or delete {self.path} if that job is gone')
-    text = json.dumps(me)
-    if '://' in self.path:
-      with tf.io.gfile.GFile(self.path, 'w') as f:
-        f.write(text)
-    else:
-      # Local: O_EXCL, so two jobs starting together cannot both win (a
-      # stale lock found above is removed first).
-      if holder is not None and tf.io.gfile.exists(self.path):
-        tf.io.gfile.remove(self.path)
-      try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-      except FileExistsError as e:
-        raise RerunError(f'{os.path.dirname(self.path)} is being converted '
-                         'by another job that started at the same moment'
-                         ) from e
-      with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    self._held = True
-
-  def release(self) -> None:
-    if self._held and tf.io.gfile.exists(self.path):
-      tf.io.gfile.remove(self.path)
-    self._held = False
-
-  def __enter__(self):
-    self.acquire()
-    return self
-
-  def __exit__(self, *exc):
-    self.release()

@@ -4,15 +4,18 @@ happens.
 A conversion runs for hours on a pool of processes, and a task can go wrong
 under it: the kernel's OOM killer, a codec's segfault, a stray SIGKILL, or a
 video (or a gs:// read) that never returns. `multiprocessing.Pool.imap`
-then waits forever. Here (`ordered_results`), on `pebble`'s process pool,
-which knows which task a dead worker held and kills a worker whose task
-passed its deadline:
+then waits forever. Here (`ordered_results`; `Isolated` for one task at a
+time, the Beam runner's), on `pebble`'s process pool, which knows which task
+a dead worker held:
 
   - tasks run on `workers` processes, at most a small window ahead of the
     task the caller consumes, so results of a slow video do not pile up
     behind it;
-  - a task whose worker died, or that passed its deadline, is run once more
-    alone, in a process of its own (an OOM kill may have been caused by the
+  - a task bounds its own time with the process's alarm clock
+    (`deadlines`): a worker ended by SIGALRM is a timeout, any other death
+    a death;
+  - a task whose worker died or timed out is run once more alone, in a
+    process of its own (an OOM kill may have been caused by the
     neighbours; a stall by a passing network fault);
   - if that fails too, `on_failure(task, outcome, description)` makes its
     result (a manifest row `worker_died` or `timeout`), and the job goes on.
@@ -31,7 +34,7 @@ imports, once per worker (not per video): measured in docs/benchmarks.md.
 import concurrent.futures
 import multiprocessing
 import signal
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator
 
 from absl import logging
 import pebble
@@ -86,33 +89,33 @@ def close_pool(pool: pebble.ProcessPool, kill: bool) -> None:
   pool.join()
 
 
-def _outcome(future, deadline: Optional[float]):
+def _outcome(future):
   """(None, value) for a task that returned; (DIED or TIMED_OUT, what
-  happened) for one whose process died or that passed its deadline. An
+  happened) for one whose process died, by SIGALRM for a timeout. An
   exception that the task raised is raised here."""
   try:
     return None, future.result()
   except pebble.ProcessExpired as e:
+    if e.exitcode == -signal.SIGALRM:
+      return TIMED_OUT, 'ran past its deadline'
     return DIED, describe_exit(e.exitcode)
-  except concurrent.futures.TimeoutError:
-    return TIMED_OUT, f'did not finish within its deadline of {deadline:g} s'
+  except concurrent.futures.process.BrokenProcessPool as e:
+    raise WorkersCannotStart(_CANNOT_START) from e
 
 
-def run_alone(fn: Callable, task, deadline: Optional[float] = None):
+def run_alone(fn: Callable, task):
   """fn(task) in a process of its own: (None, value), or (DIED/TIMED_OUT,
   what happened)."""
   pool = new_pool(1)
   try:
-    return _outcome(pool.schedule(fn, args=(task,), timeout=deadline),
-                    deadline)
+    return _outcome(pool.schedule(fn, args=(task,)))
   finally:
     close_pool(pool, kill=True)
 
 
 def ordered_results(fn: Callable, tasks: Iterable, workers: int,
                     on_failure: Callable[[object, str, str], object],
-                    deadline: Optional[Callable[[object], Optional[float]]]
-                    = None, window: int = 0) -> Iterator:
+                    window: int = 0) -> Iterator:
   """fn(task) for every task, in order (see the module doc).
 
   Args:
@@ -122,11 +125,9 @@ def ordered_results(fn: Callable, tasks: Iterable, workers: int,
     workers: processes converting at once.
     on_failure: (task, DIED or TIMED_OUT, description) -> the result to
       yield for a task that failed twice.
-    deadline: task -> seconds it may take (None: no limit).
     window: tasks in flight at most (default 2 * workers + 2).
   """
   window = window or 2 * workers + 2
-  deadline = deadline or (lambda task: None)
   in_flight = []
   tasks = iter(tasks)
   pool = new_pool(workers)
@@ -134,19 +135,17 @@ def ordered_results(fn: Callable, tasks: Iterable, workers: int,
 
   def fill():
     for task in tasks:
-      seconds = deadline(task)
-      in_flight.append((task, seconds,
-                        pool.schedule(fn, args=(task,), timeout=seconds)))
+      in_flight.append((task, pool.schedule(fn, args=(task,))))
       if len(in_flight) >= window:
         return
 
   try:
     fill()
     while in_flight:
-      task, seconds, future = in_flight.pop(0)
-      failure, value = _outcome(future, seconds)
+      task, future = in_flight.pop(0)
+      failure, value = _outcome(future)
       if failure:
-        value = _second_try(fn, task, seconds, failure, value, on_failure)
+        value = _second_try(fn, task, failure, value, on_failure)
       yield value
       fill()
     finished = True
@@ -156,16 +155,40 @@ def ordered_results(fn: Callable, tasks: Iterable, workers: int,
     close_pool(pool, kill=not finished)
 
 
-def _second_try(fn, task, seconds, failure, first, on_failure):
+class Isolated:
+  """One task at a time in a worker process kept between tasks, with the
+  pool's retry-alone-then-report rule: the Beam runner's per-video call, so
+  that a video that kills or stalls its decoder is a manifest row, not a
+  failed bundle (and, after Beam's retries, a failed job)."""
+
+  def __init__(self):
+    self._pool = None
+
+  def run(self, fn: Callable, task,
+          on_failure: Callable[[object, str, str], object]):
+    if self._pool is None:
+      self._pool = new_pool(1)
+    failure, value = _outcome(self._pool.schedule(fn, args=(task,)))
+    if failure:
+      value = _second_try(fn, task, failure, value, on_failure)
+    return value
+
+  def close(self) -> None:
+    if self._pool is not None:
+      close_pool(self._pool, kill=True)
+      self._pool = None
+
+
+def _second_try(fn, task, failure, first, on_failure):
   """The value for a task that failed once: its own in a process alone,
   else `on_failure`'s."""
   if failure == DIED:
     logging.warning('a conversion worker died (%s): its task is run again '
                     'alone', first)
   else:
-    logging.warning('a conversion task %s: its worker was killed and the '
+    logging.warning('a conversion task %s: its worker was ended and the '
                     'task is run again alone', first)
-  again, value = run_alone(fn, task, seconds)
+  again, value = run_alone(fn, task)
   if not again:
     return value
   if again == DIED:
