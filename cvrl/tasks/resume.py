@@ -21,7 +21,6 @@ from typing import List, Optional, Tuple
 from absl import logging
 import tensorflow as tf
 
-from official.core import train_utils
 
 
 class ResumeError(ValueError):
@@ -57,7 +56,17 @@ def damage(prefix: str) -> Optional[str]:
 
 
 def _step(prefix: str) -> int:
-  return int(train_utils.read_global_step_from_checkpoint(prefix))
+  """The checkpoint's global step, read from the file without TensorFlow's
+  runtime: restoring it into a variable (Model Garden's
+  `read_global_step_from_checkpoint`) starts the eager context, after
+  which a MultiWorkerMirrored strategy can no longer be built
+  ('Collective ops must be configured at program startup')."""
+  reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+  keys = sorted(k for k in reader.get_variable_to_shape_map()
+                if k.split('/')[0] == 'global_step')
+  if not keys:
+    raise ResumeError(f'{prefix}: holds no global_step')
+  return int(reader.get_tensor(keys[0]))
 
 
 def select(model_dir: str) -> Tuple[Optional[str], int, List[str]]:

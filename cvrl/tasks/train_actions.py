@@ -90,9 +90,21 @@ class CheckpointFirstController(orbit.Controller):
   """
 
   def __init__(self, *args, guard: Optional[preemption.Guard] = None,
-               **kwargs):
+               resume_from: Optional[str] = None, **kwargs):
     self.guard = guard
+    self.resume_from = resume_from
     super().__init__(*args, **kwargs)
+
+  def restore_checkpoint(self, checkpoint_path: Optional[str] = None):
+    """Restores `resume_from` (the model dir's checkpoint that
+    `resume.select` chose) on every worker. Model Garden gives a non-chief
+    worker of a multi-worker job a checkpoint manager in a new temporary
+    folder, where Orbit's `restore_or_initialize` finds nothing: on a restart
+    that worker started from scratch while the chief resumed, and their
+    first collective failed."""
+    if checkpoint_path is None and self.resume_from:
+      checkpoint_path = self.resume_from
+    return super().restore_checkpoint(checkpoint_path)
 
   def train(self, steps: int, checkpoint_at_completion: bool = True):
     try:

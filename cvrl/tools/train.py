@@ -84,9 +84,10 @@ def run_experiment(params, mode: str, model_dir: str,
   # what this run uses.
   launch.prepare(params, devices, check_sizes=sections_to_check(mode),
                 model_dir=model_dir if 'train' in mode else '')
+  resume_from = None
   if 'train' in mode:
     try:
-      _, step, lines = resume.select(model_dir)
+      resume_from, step, lines = resume.select(model_dir)
     except resume.ResumeError as e:
       raise base.ConfigError(f'--model_dir: {e}') from e
     for line in lines:
@@ -106,6 +107,13 @@ def run_experiment(params, mode: str, model_dir: str,
         checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(
             params, model_dir),
         trainer_cls=preemption.StoppableTrainer)
+    if resume_from:
+      # Every worker restores the same checkpoint now, before Model Garden
+      # builds its actions: its preemption handler restores through the
+      # chief's checkpoint manager on the chief only (a non-chief worker's
+      # manager is a new temporary folder), and workers whose variables
+      # differ in what a restore created fail their first collective.
+      trainer.checkpoint.restore(resume_from).expect_partial()
   actions = []
   guard = None
   if 'train' in mode:
@@ -126,7 +134,8 @@ def run_experiment(params, mode: str, model_dir: str,
         params=params, model_dir=model_dir, trainer=trainer,
         train_actions=actions,
         controller_cls=functools.partial(
-            train_actions.CheckpointFirstController, guard=guard))
+            train_actions.CheckpointFirstController, guard=guard,
+            resume_from=resume_from))
 
 
 def input_paths(params):
