@@ -194,3 +194,24 @@ def test_a_damaged_last_checkpoint_is_named_and_an_older_one_resumed(
   assert 'train: error: --model_dir: ' in failed.stderr
   assert 'no checkpoint can be read' in failed.stderr
   assert 'Traceback' not in failed.stderr
+
+
+def test_bytes_flipped_inside_the_last_checkpoint_are_not_blamed_on_the_data(
+    synthetic_records, uninterrupted, tmp_path):
+  """64 bytes flipped in the middle of ckpt-6's data file, in a train-only
+  run (no validation data is read): the checksum names ckpt-6 before any
+  restore, it is set aside, the interval checkpoint before it is resumed,
+  and nothing is said of the input records."""
+  model_dir = tmp_path / 'flipped'
+  shutil.copytree(uninterrupted, model_dir)
+  data = model_dir / 'ckpt-6.data-00000-of-00001'
+  raw = bytearray(data.read_bytes())
+  middle = len(raw) // 2
+  raw[middle:middle + 64] = bytes(b ^ 0xFF for b in raw[middle:middle + 64])
+  data.write_bytes(bytes(raw))
+  result = _run(_command(synthetic_records, model_dir, 6))
+  assert f'resume: {model_dir}/ckpt-6 cannot be read' in result.stderr
+  assert 'Checksum does not match' in result.stderr
+  assert (model_dir / 'ckpt-6.index.damaged').exists()
+  assert 'train: error' not in result.stderr  # it finished (_run checks)
+  _assert_same_weights(f'{uninterrupted}/ckpt-6', f'{model_dir}/ckpt-6')

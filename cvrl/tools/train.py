@@ -87,7 +87,8 @@ def run_experiment(params, mode: str, model_dir: str,
   resume_from = None
   if 'train' in mode:
     try:
-      resume_from, step, lines = resume.select(model_dir)
+      resume_from, step, lines = resume.select(
+          model_dir, is_chief=launch.is_chief(os.environ.get('TF_CONFIG')))
     except resume.ResumeError as e:
       raise base.ConfigError(f'--model_dir: {e}') from e
     for line in lines:
@@ -176,8 +177,17 @@ def main(_):
     cause = e if isinstance(e, tf.errors.DataLossError) else e.__cause__
     if not isinstance(cause, tf.errors.DataLossError):
       raise
+    if _names_a_checkpoint(str(cause), FLAGS.model_dir):
+      # A checkpoint's bytes, not an input record: never scan the inputs.
+      raise base.ConfigError(
+          f'--model_dir: a checkpoint cannot be read: '
+          f'{str(cause).strip().splitlines()[0]}') from e
     raise video_sources.InputError(video_sources.explain_data_loss(
         cause, input_paths(params))) from e
+
+
+def _names_a_checkpoint(message: str, model_dir: str) -> bool:
+  return bool(model_dir) and (model_dir.rstrip('/') + '/') in message
 
 
 def main_with_errors(argv):
