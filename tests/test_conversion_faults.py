@@ -16,6 +16,7 @@ from tests.conftest import REPO_ROOT
 from tests.conftest import real_video
 from tfrecords_tools.conversion import decoder
 from tfrecords_tools.conversion import job
+from tfrecords_tools.conversion import rerun
 from tfrecords_tools.conversion import sources
 from tfrecords_tools.conversion import video_frames
 from tfrecords_tools.conversion import worker_pool
@@ -280,7 +281,8 @@ def test_a_shard_whose_video_is_missing_is_kept_until_the_video_appears(
     synthetic_videos, tmp_path):
   """Kinetics always misses videos: a rerun after an interruption must not
   convert every shard that has one again. Kept on a plain rerun; converted
-  again once the file appears, or on --retry_failed."""
+  again once the file appears, or on --retry_all_failed; a shard whose
+  failure may go another way (a damaged file) on --retry_failed."""
   root = tmp_path / 'videos'
   root.mkdir()
   with open(os.path.join(synthetic_videos, 'train.csv')) as f:
@@ -303,7 +305,12 @@ def test_a_shard_whose_video_is_missing_is_kept_until_the_video_appears(
   again = convert()
   assert again['counts'] == first['counts']
   assert _shard_times(out) == written  # nothing converted again
-  retried = convert(retry_failed=True)
+  # --retry_failed leaves a file that is still missing (Kinetics's
+  # never-downloaded ids would reconvert nearly every shard); asked for
+  # all, its shard alone is converted again.
+  assert convert(retry_failed=True)['counts'] == first['counts']
+  assert _shard_times(out) == written
+  retried = convert(retry_failed=rerun.RETRY_ALL)
   assert retried['counts'] == first['counts']
   changed = [p for p, t in _shard_times(out).items() if t != written[p]]
   assert len(changed) == 1  # only the shard with the missing video
@@ -315,3 +322,19 @@ def test_a_shard_whose_video_is_missing_is_kept_until_the_video_appears(
   assert fixed['counts']['ok'] == 6 and fixed['counts']['missing'] == 0
   assert [p for p, t in _shard_times(out).items()
           if t != written[p]] == changed
+  # A damaged file's shard: kept on a plain rerun, redone on --retry_failed.
+  damaged = tmp_path / 'damaged.csv'
+  os.symlink(real_video('corrupted.mp4'), root / 'corrupted.mp4')
+  damaged.write_text('path,label\ncorrupted.mp4,x\n')
+  corrupt_out = str(tmp_path / 'corrupt_out')
+
+  def convert_damaged(**kwargs):
+    tasks = job.read_tasks(str(damaged), str(root), 'train')
+    return job.convert(tasks, corrupt_out, ['x'], OPTIONS, 1, **kwargs)
+  assert convert_damaged()['counts']['corrupt'] == 1
+  before = _shard_times(corrupt_out)
+  time.sleep(0.01)
+  convert_damaged()
+  assert _shard_times(corrupt_out) == before
+  convert_damaged(retry_failed=True)
+  assert _shard_times(corrupt_out) != before

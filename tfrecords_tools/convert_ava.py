@@ -95,9 +95,13 @@ _OVERWRITE = flags.DEFINE_bool(
     'conversion of other annotations or options (shards whose inputs are '
     'unchanged are kept); without it such a rerun is refused.')
 _RETRY_FAILED = flags.DEFINE_bool(
-    'retry_failed', False, 'Convert again the keyframes an earlier run of '
-    'this job could not convert (a plain rerun keeps finished shards, '
-    'retrying only those whose movie file appeared or changed).')
+    'retry_failed', False, 'Convert again the shards with keyframes an earlier '
+    'run could not convert (a codec crash, a timeout, a damaged file), '
+    'except keyframes whose file is still missing (a plain rerun keeps finished '
+    'shards, retrying only failed keyframes whose file appeared or changed).')
+_RETRY_ALL_FAILED = flags.DEFINE_bool(
+    'retry_all_failed', False, 'Like --retry_failed, and also the keyframes '
+    'whose file is still missing.')
 
 PROBLEMS_FILE = 'annotation_problems.csv'
 LABEL_MAP_FILE = 'label_map.pbtxt'
@@ -182,7 +186,9 @@ def main(argv):
                         ava_keyframes.convert_chunk,
                         ava_keyframes.encode_chunk, unit='movie chunks',
                         record=record, overwrite=_OVERWRITE.value,
-                        retry_failed=_RETRY_FAILED.value,
+                        retry_failed=(rerun.RETRY_ALL
+                                      if _RETRY_ALL_FAILED.value
+                                      else _RETRY_FAILED.value),
                         failure_fn=ava_keyframes.failed_chunk,
                         deadline=deadline)
     # After the rerun check: a refused rerun changes nothing in the folder.

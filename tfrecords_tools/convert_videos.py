@@ -37,7 +37,8 @@ video whose conversion process dies (OOM, a codec crash) or passes its
 `worker_died` or `timeout`. Killing the job and
 running the same command again finishes it with byte-identical output,
 keeping finished shards (their failed videos too, unless a missing file
-appeared or a file changed since; --retry_failed converts them again).
+appeared or a file changed since; --retry_failed converts them again,
+except videos still missing; --retry_all_failed those too).
 Exit status is non-zero for a usage error (2), when no video at all was
 converted (1), or with --strict when any video failed (3).
 """
@@ -126,9 +127,13 @@ _OVERWRITE = flags.DEFINE_bool(
     'conversion of other videos, labels or options (shards whose inputs are '
     'unchanged are kept); without it such a rerun is refused.')
 _RETRY_FAILED = flags.DEFINE_bool(
-    'retry_failed', False, 'Convert again the videos an earlier run of this '
-    'job could not convert (a plain rerun keeps finished shards, retrying '
-    'only failed videos whose file appeared or changed).')
+    'retry_failed', False, 'Convert again the shards with videos an earlier '
+    'run could not convert (a codec crash, a timeout, a damaged file), '
+    'except videos whose file is still missing (a plain rerun keeps finished '
+    'shards, retrying only failed videos whose file appeared or changed).')
+_RETRY_ALL_FAILED = flags.DEFINE_bool(
+    'retry_all_failed', False, 'Like --retry_failed, and also the videos '
+    'whose file is still missing.')
 _STRICT = flags.DEFINE_bool(
     'strict', False, 'Exit with status 3 when any video could not be '
     'converted (the shards and manifest are written all the same).')
@@ -181,7 +186,8 @@ def main(argv):
         tasks, _OUTPUT_DIR.value, labels, options, _NUM_SHARDS.value,
         runner=_RUNNER.value, workers=_WORKERS.value or os.cpu_count() or 1,
         beam_args=beam_args, overwrite=_OVERWRITE.value,
-        retry_failed=_RETRY_FAILED.value, deadline=deadline)
+        retry_failed=(rerun.RETRY_ALL if _RETRY_ALL_FAILED.value
+                      else _RETRY_FAILED.value), deadline=deadline)
   except (job.UsageError, sources.SourceError,
           rerun.RerunError) + files.FILE_ERRORS as e:
     print(f'convert_videos: error: {e}', file=sys.stderr)

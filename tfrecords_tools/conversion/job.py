@@ -112,7 +112,7 @@ def _other_shards(output_dir: str, specs) -> List[str]:
 
 def plan_rerun(specs: Sequence[shards.ShardSpec], output_dir: str,
                record: dict, overwrite: bool,
-               retry_failed: bool = False) -> List[int]:
+               retry_failed=False) -> List[int]:
   """Fingerprints the shards; returns those to convert (`rerun`'s rules).
 
   Raises RerunError saying what differs when inputs changed and not
@@ -195,7 +195,7 @@ def run_plan(specs: Sequence[shards.ShardSpec], output_dir: str, options,
              convert_fn: Callable = video_frames.convert_video,
              encode: Callable = shards.encode_video,
              unit: str = 'videos', record: Optional[dict] = None,
-             overwrite: bool = False, retry_failed: bool = False,
+             overwrite: bool = False, retry_failed=False,
              failure_fn: Callable = video_frames.failed_result,
              deadline: Optional[deadlines.Deadline] = deadlines.DEFAULT
              ) -> List[dict]:
@@ -243,7 +243,7 @@ def convert(tasks: Sequence[sources.VideoTask], output_dir: str,
             options: video_frames.ConversionOptions, num_shards: int,
             runner: str = 'local', workers: int = 1,
             beam_args: Sequence[str] = (), overwrite: bool = False,
-            retry_failed: bool = False,
+            retry_failed=False,
             deadline: Optional[deadlines.Deadline] = deadlines.DEFAULT
             ) -> dict:
   """Converts `tasks` into `output_dir`, resuming any earlier partial run

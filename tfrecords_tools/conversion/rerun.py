@@ -11,7 +11,10 @@ piece that marks the shard complete. On a rerun, per shard of the plan:
                                         file appeared, or its file changed
                                         after the shard was written (fixed
                                         in place); --retry_failed converts
-                                        every shard with a failed row again
+                                        again every shard with a failed row
+                                        other than a file still missing
+                                        (Kinetics's never-downloaded ids),
+                                        --retry_all_failed every one
   other paths only on rows that failed  converted again (a corrected
                                         --video_root)
   anything else different               the job refuses, saying what
@@ -38,6 +41,8 @@ from tfrecords_tools.conversion import decoder
 INPUTS_SUFFIX = '.inputs'
 # Failures that a fixed path or file may cure (a rerun looks at their files;
 # --retry_failed converts them again).
+# --retry_all_failed: every failed row, never-found files included.
+RETRY_ALL = 'all'
 RETRY_STATUSES = (decoder.MISSING, decoder.UNREADABLE, decoder.CORRUPT,
                   decoder.WORKER_DIED, decoder.TIMEOUT)
 
@@ -94,8 +99,13 @@ def _new_to_try(row: Dict, written_ns: int) -> bool:
 
 
 def check_shard(output_dir: str, spec, digest: str, manifest_dir: str,
-                retry_failed: bool = False) -> ShardCheck:
-  """keep / convert again / refuse, for one shard of the plan."""
+                retry_failed=False) -> ShardCheck:
+  """keep / convert again / refuse, for one shard of the plan.
+
+  retry_failed: False (a plain rerun: failed rows with something new to
+  try), True (also every failed row but a file still missing: a codec
+  crash, a timeout or a damaged file may go another way) or RETRY_ALL.
+  """
   shard = os.path.join(output_dir, spec.filename)
   piece = os.path.join(output_dir, manifest_dir, spec.filename + '.jsonl')
   if not (tf.io.gfile.exists(shard) and tf.io.gfile.exists(piece)):
@@ -108,7 +118,8 @@ def check_shard(output_dir: str, spec, digest: str, manifest_dir: str,
   if stored == digest:
     if not failed:
       return ShardCheck(keep=True)
-    if retry_failed:
+    if retry_failed == RETRY_ALL or (retry_failed and any(
+        r.get('status') != decoder.MISSING for r in failed_rows)):
       return ShardCheck(keep=False)
     written_ns = tf.io.gfile.stat(piece).mtime_nsec
     # One look per distinct input (AVA chunks share their movie).
