@@ -84,6 +84,13 @@ def test_a_tpu_host_run_without_tpu_says_so_and_computes_on_the_cpu():
   params = exp_factory.get_exp_config('cvrl_pretrain_k400')
   text = '\n'.join(launch.prepare(params, CPU, tf_config=''))
   assert 'TPU device' not in text
+  # An explicit strategy keeps the warning.
+  params = exp_factory.get_exp_config('cvrl_pretrain_k400')
+  params.runtime.distribution_strategy = 'mirrored'
+  text = '\n'.join(launch.prepare(params, precision.Devices(unused_tpus=4),
+                                  tf_config=''))
+  assert params.runtime.distribution_strategy == 'mirrored'
+  assert 'WARNING: 4 TPU device(s) visible but not used' in text
 
 
 def test_explicit_cpu_strategy_on_a_gpu_machine_warns_and_computes_float32():

@@ -105,10 +105,12 @@ def resolve(runtime, machine: precision.Devices,
         "machine's %s instead (give --tpu=NAME, or --tpu=local on a Cloud TPU "
         'VM, to use a TPU)', f'{gpus} GPU(s)' if gpus else 'CPU')
     requested, why = AUTO, "'tpu' without --tpu, resolved as auto"
+  unused = ''
   if machine.unused_tpus:
-    why += (f'; WARNING: {machine.unused_tpus} TPU device(s) visible but '
-            'not used: give --tpu=local (on a Cloud TPU VM) or --tpu=NAME to '
-            'train on them')
+    unused = (f'; WARNING: {machine.unused_tpus} TPU device(s) visible but '
+              'not used: give --tpu=local (on a Cloud TPU VM) or --tpu=NAME '
+              'to train on them')
+  why += unused
   if requested == AUTO:
     workers = tf_config_workers(tf_config)
     if workers > 1:
@@ -122,7 +124,7 @@ def resolve(runtime, machine: precision.Devices,
   num_gpus = runtime.num_gpus
   base.check(0 <= num_gpus <= gpus, 'runtime.num_gpus', num_gpus,
              f'at most the {gpus} GPU(s) this machine has')
-  why = 'set explicitly'
+  why = 'set explicitly' + unused
   if gpus and not num_gpus and requested in ('mirrored', 'one_device',
                                               'multi_worker_mirrored'):
     why += (f'; WARNING: runtime.num_gpus=0 runs on the CPU although {gpus} '
