@@ -202,3 +202,35 @@ def test_two_workers_the_chief_counts_the_other_reads(tmp_path):
   assert 'scanned the headers of 4 files' in err0
   assert 'scanned' not in err1
   assert "4 from the chief's counts" in err1
+
+
+def test_a_restart_keeps_the_schedule_of_the_first_start(tmp_path,
+                                                         monkeypatch):
+  """num_examples 0 (count at every start): a shard added between two
+  starts of the same run is reported, and the first start's count, from
+  which the schedule was derived, is kept."""
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  from cvrl import registry_imports  # pylint: disable=g-import-not-at-top,unused-import  # noqa: F401
+  folder = str(tmp_path / 'records')
+  paths = _shards(folder, 3, records=4, size=8)
+  shared = dataset_size.SharedCounts(str(tmp_path / 'run'))
+
+  def start():
+    monkeypatch.setattr(dataset_size, '_MEMO', {})  # a new process
+    params = exp_factory.get_exp_config('cvrl_pretrain_demo')
+    params.task.train_data.input_path = os.path.join(folder, '*.tfrecord')
+    params.task.train_data.num_examples = 0
+    lines = dataset_size.check(params, ['train_data'], shared=shared)
+    return params.task.train_data.num_examples, '\n'.join(lines)
+  first, _ = start()
+  assert first == sum(dataset_size.count_files(paths))
+  with tf.io.TFRecordWriter(os.path.join(folder, 'extra.tfrecord')) as w:
+    for _ in range(7):
+      w.write(b'x')
+  kept, text = start()
+  assert kept == first
+  assert (f"task.train_data.num_examples={first} kept from the run's first "
+          f'start although {first + 7} records are counted now') in text
+  # Another run (another model dir) counts what is there.
+  shared = dataset_size.SharedCounts(str(tmp_path / 'new_run'))
+  assert start()[0] == first + 7

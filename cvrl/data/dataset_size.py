@@ -28,6 +28,11 @@ Where the counts come from (`count_files`), first found first:
 
 Entries of 2 and 4 are used while the file's size and modification time
 are unchanged, index entries while its size is.
+
+A count at every start (num_examples <= 0) is the first start's on a
+restart: <model_dir>/schedule_counts.json keeps it, and a different count
+now (shards added or converted again between restarts) is reported in a
+warning, not applied, so the learning-rate schedule does not move mid-run.
 """
 
 import concurrent.futures
@@ -79,6 +84,9 @@ def _write_cache(path: str, cache: Dict[str, list]) -> None:
 # This process's counts: {path: [bytes, mtime, records]} (the module doc, 1).
 _MEMO: Dict[str, list] = {}
 SHARED_FILE = 'record_counts.json'
+# The training counts that the run's first start derived its schedule from:
+# a restart keeps them (a schedule must not move mid-run).
+FIRST_START_FILE = 'schedule_counts.json'
 
 
 @dataclasses.dataclass
@@ -100,6 +108,15 @@ class SharedCounts:
 
   def write(self, entries: Dict[str, list]) -> None:
     _write_cache(self.path, {**self.read(), **entries})
+
+  def first_start(self) -> Dict[str, int]:
+    """The counted num_examples of the run's first start, by field."""
+    return _read_cache(os.path.join(self.model_dir, FIRST_START_FILE))
+
+  def record_first_start(self, field: str, count: int) -> None:
+    if self.is_chief:
+      path = os.path.join(self.model_dir, FIRST_START_FILE)
+      _write_cache(path, {**_read_cache(path), field: count})
 
 
 def _stamp(path: str) -> List[int]:
@@ -231,10 +248,25 @@ def check(params, sections: Sequence[str] = ('train_data',),
                              'its files hold no records')
     lines.extend(_batch_note(name, data, counted))
     configured = data.num_examples
+    first = (shared.first_start().get(field)
+             if shared is not None and data.is_training else None)
+    if configured <= 0 and first is not None and first != counted:
+      # Shards added or converted again since the run started: the
+      # learning-rate schedule keeps the first start's count.
+      data.num_examples = first
+      lines.append(
+          f'dataset: WARNING: {field}={first} kept from the run\'s first '
+          f'start although {counted} records are counted now: a restart '
+          'keeps the schedule it started with (start a new --model_dir to '
+          'train with the new count)')
+      continue
     if configured <= 0 or not data.is_training:
       data.num_examples = counted
       was = f', was {configured}' if configured > 0 else ''
       lines.append(f'dataset: {field}={counted} (counted in {took}{was})')
+      if configured <= 0 and first is None and shared is not None and (
+          data.is_training):
+        shared.record_first_start(field, counted)
       continue
     off = abs(configured - counted) / max(counted, 1)
     if off <= TOLERANCE:
