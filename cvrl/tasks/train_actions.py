@@ -90,20 +90,22 @@ class CheckpointFirstController(orbit.Controller):
   """
 
   def __init__(self, *args, guard: Optional[preemption.Guard] = None,
-               resume_from: Optional[str] = None, **kwargs):
+               restored_from: Optional[str] = None, **kwargs):
     self.guard = guard
-    self.resume_from = resume_from
+    self.restored_from = restored_from
     super().__init__(*args, **kwargs)
 
   def restore_checkpoint(self, checkpoint_path: Optional[str] = None):
-    """Restores `resume_from` (the model dir's checkpoint that
-    `resume.select` chose) on every worker. Model Garden gives a non-chief
-    worker of a multi-worker job a checkpoint manager in a new temporary
-    folder, where Orbit's `restore_or_initialize` finds nothing: on a restart
-    that worker started from scratch while the chief resumed, and their
+    """Orbit's initial restore, except when the job has already restored
+    `restored_from` (the checkpoint `resume.select` chose) on every worker
+    (`cvrl.tools.train`): then it is not read again. Orbit's own
+    `restore_or_initialize` must not run there: Model Garden gives a
+    non-chief worker of a multi-worker job a checkpoint manager in a new
+    temporary folder, where it finds nothing, so on a restart that worker
+    started from scratch (its init_fn) while the chief resumed, and their
     first collective failed."""
-    if checkpoint_path is None and self.resume_from:
-      checkpoint_path = self.resume_from
+    if checkpoint_path is None and self.restored_from:
+      return self.restored_from
     return super().restore_checkpoint(checkpoint_path)
 
   def train(self, steps: int, checkpoint_at_completion: bool = True):

@@ -136,7 +136,7 @@ def run_experiment(params, mode: str, model_dir: str,
         train_actions=actions,
         controller_cls=functools.partial(
             train_actions.CheckpointFirstController, guard=guard,
-            resume_from=resume_from))
+            restored_from=resume_from))
 
 
 def input_paths(params):
